@@ -1,0 +1,46 @@
+package sync
+
+import "context"
+
+// Source reads an identity provider. It returns a complete snapshot or an
+// error, never a partial snapshot: a partial read must not turn into deletes.
+type Source interface {
+	Snapshot(ctx context.Context) (*Snapshot, error)
+}
+
+// Sink is where tuples live (OpenFGA). It knows nothing of identity providers.
+type Sink interface {
+	// Verify checks, before anything is read or written, that the target can
+	// hold the scope's tuples (for OpenFGA: the model has the object type,
+	// the relation, and each user type as a directly related type).
+	Verify(ctx context.Context, scope Scope) error
+	// Read returns every tuple inside scope. An error means the read is
+	// incomplete and nothing may be planned from it.
+	Read(ctx context.Context, scope Scope) ([]Tuple, error)
+	// Apply writes adds, then deletes, in chunks and in parallel. Every write
+	// is idempotent (a duplicate add or a missing delete is not an error), so
+	// a failed run can simply be run again. The result accounts for every
+	// tuple; err is non-nil when any tuple failed or ctx ended.
+	Apply(ctx context.Context, changes Changes) (ApplyResult, error)
+}
+
+// Changes is what a sink is asked to write.
+type Changes struct {
+	Adds    []Tuple
+	Deletes []Tuple
+}
+
+// ApplyResult accounts for each tuple of a Changes.
+type ApplyResult struct {
+	Added    int          `json:"added"`
+	Deleted  int          `json:"deleted"`
+	Failed   []TupleError `json:"failed,omitempty"`
+	Requests int          `json:"write_requests"`
+}
+
+// TupleError is a tuple a sink could not write, with the reason.
+type TupleError struct {
+	Op    string `json:"op"` // "add" or "delete"
+	Tuple Tuple  `json:"tuple"`
+	Error string `json:"error"`
+}
