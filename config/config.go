@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -140,7 +141,16 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, os.LookupEnv)
+	c, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	// Like kubeconfig, a relative path in the file is relative to the file,
+	// so the same config works from any working directory.
+	if p := c.Source.File.Path; p != "" && !filepath.IsAbs(p) {
+		c.Source.File.Path = filepath.Join(filepath.Dir(path), p)
+	}
+	return c, nil
 }
 
 // Parse is Load without the file system for the config itself; lookupEnv

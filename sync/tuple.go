@@ -31,8 +31,13 @@ func (t Tuple) Compare(u Tuple) int {
 	return cmp.Compare(t.User, u.User)
 }
 
-// SortTuples sorts in place in the plan's order (see Tuple.Compare).
+// SortTuples sorts tuples in place in the plan's order (see Tuple.Compare).
 func SortTuples(ts []Tuple) { slices.SortFunc(ts, Tuple.Compare) }
+
+// sortBy sorts any slice in place by the tuple each element carries, stably.
+func sortBy[E any](s []E, tuple func(E) Tuple) {
+	slices.SortStableFunc(s, func(a, b E) int { return tuple(a).Compare(tuple(b)) })
+}
 
 // Scope bounds what the engine reads as its own and may ever delete: tuples
 // whose object is of ObjectType, whose relation is Relation and whose user is

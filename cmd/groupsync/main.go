@@ -1,0 +1,10 @@
+// Command groupsync keeps OpenFGA in step with an identity provider's groups.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}

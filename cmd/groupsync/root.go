@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/sinks/openfga"
+	"github.com/groupsync/groupsync/sources/file"
+	gsync "github.com/groupsync/groupsync/sync"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// options are the flags shared by every command.
+type options struct {
+	configPath string
+	output     string
+	logLevel   string
+	logFormat  string
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// run is main without os.Exit, so tests can drive the real CLI.
+func run(args []string, stdout, stderr io.Writer) int {
+	o := &options{stdout: stdout, stderr: stderr}
+	root := newRoot(o)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return gsync.ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "groupsync:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "groupsync:", err)
+	return gsync.ExitError
+}
+
+func newRoot(o *options) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "groupsync",
+		Short: "Keep OpenFGA in step with an identity provider's groups",
+		Long: `groupsync reads groups and members from an identity provider, maps them to
+OpenFGA tuples, diffs them against the tuples in its managed scope, and writes
+the difference: plan shows it, apply writes it.
+
+Exit codes: 0 in sync or applied, 1 error, 2 changes pending (plan),
+3 stopped by a guard.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	defConfig := os.Getenv("GROUPSYNC_CONFIG")
+	if defConfig == "" {
+		defConfig = "groupsync.yaml"
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&o.configPath, "config", "c", defConfig, "config file (env GROUPSYNC_CONFIG)")
+	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), json, console")
+
+	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newVersionCmd(o))
+	return root
+}
+
+func addOutputFlag(cmd *cobra.Command, o *options) {
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "report format: text, json, markdown")
+}
+
+func newPlanCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what apply would change, without writing (exit 2 when changes are pending)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := o.runEngine(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			if rep.Pending() {
+				return &exitError{code: gsync.ExitPending}
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd, o)
+	return cmd
+}
+
+func newApplyCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "apply",
+		Aliases: []string{"sync"},
+		Short:   "Reconcile once: write the plan's adds and deletes, and report what was written",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := o.runEngine(cmd.Context(), true)
+			return err
+		},
+	}
+	addOutputFlag(cmd, o)
+	return cmd
+}
+
+// runEngine loads the config, runs the engine and prints its report.
+func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, error) {
+	if !validFormat(o.output) {
+		return nil, fmt.Errorf("--output %q: use one of text, json, markdown", o.output)
+	}
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return nil, err
+	}
+	log, err := o.logger()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = log.Sync() }()
+	engine, err := newEngine(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	rep, runErr := engine.Run(ctx, apply)
+	if rep != nil {
+		if err := rep.Render(o.stdout, o.output); err != nil {
+			return nil, err
+		}
+		s := rep.Summary
+		fields := []zap.Field{zap.String("command", rep.Command), zap.Int("source_groups", s.SourceGroups),
+			zap.Int("managed_groups", s.ManagedGroups), zap.Int("to_add", s.ToAdd), zap.Int("to_delete", s.ToDelete),
+			zap.Int("skipped", s.Skipped), zap.Int("withheld", s.Withheld)}
+		if r := rep.Result; r != nil {
+			fields = append(fields, zap.Int("added", r.Added), zap.Int("deleted", r.Deleted),
+				zap.Int("failed", len(r.Failed)), zap.Int("write_requests", r.Requests))
+		}
+		log.Info("run finished", fields...)
+	}
+	return rep, runErr
+}
+
+func validFormat(f string) bool {
+	for _, v := range gsync.Formats {
+		if f == v {
+			return true
+		}
+	}
+	return f == "md"
+}
+
+// newEngine wires the configured source and sink.
+func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger) (*gsync.Engine, error) {
+	mapper, err := gsync.NewMapper(cfg.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	var src gsync.Source
+	switch cfg.Source.Type {
+	case "file":
+		src = file.New(cfg.Source.File.Path)
+	default:
+		return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
+	}
+	sink, err := openfga.New(ctx, cfg.OpenFGA)
+	if err != nil {
+		return nil, err
+	}
+	return &gsync.Engine{Source: src, Sink: sink, Mapper: mapper, Log: log}, nil
+}
+
+func (o *options) logger() (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(o.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)
+	}
+	format := o.logFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := o.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "console"
+		}
+	}
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	case "console":
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return nil, fmt.Errorf("--log-format %q: use auto, json or console", o.logFormat)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(o.stderr), level)), nil
+}
+
+func newVersionCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print groupsync's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(o.stdout, "groupsync", buildVersion())
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,5 @@
+package config
+
+import "fmt"
+
+var sprintf = fmt.Sprintf

@@ -1,0 +1,430 @@
+package sync
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/groupsync/groupsync/config"
+)
+
+// Skip reasons, stable strings for reports and JSON.
+const (
+	ReasonNotIncluded     = "not_included"      // group matched no include rule
+	ReasonExcluded        = "excluded"          // group matched an exclude rule
+	ReasonDefaultExcluded = "default_excluded"  // group is a built-in directory group
+	ReasonInvalidObjectID = "invalid_object_id" // the group's key cannot be an OpenFGA object id
+	ReasonDuplicateObject = "duplicate_object_id"
+	ReasonDisabled        = "disabled"         // user account disabled and skip_disabled is on
+	ReasonGuest           = "guest"            // guest user and skip_guests is on
+	ReasonMissingKey      = "missing_user_key" // the user lacks the attribute the key is built from
+	ReasonInvalidUserID   = "invalid_user_id"
+	ReasonDuplicateUser   = "duplicate_user_id"
+	ReasonUnknownMember   = "unknown_member" // a group lists a member the snapshot does not have
+	ReasonSelfMember      = "self_member"    // a group lists itself as a subgroup
+)
+
+// Skip is a group, user or membership the mapping refused, and why.
+type Skip struct {
+	Kind   string `json:"kind"` // "group", "user" or "member"
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+// ManagedGroup is a source group that maps to an OpenFGA object.
+type ManagedGroup struct {
+	Object string `json:"object"`
+	ID     string `json:"group_id"`
+	Name   string `json:"group_name"`
+}
+
+// Desired is what the mapping wants to exist, and what it refused.
+type Desired struct {
+	Tuples  []Tuple        // sorted
+	Groups  []ManagedGroup // sorted by object
+	Skipped []Skip         // sorted by kind, reason, id
+	// HeldObjects and HeldUsers are OpenFGA ids that the source names
+	// ambiguously (two groups or users map to one id). The engine neither
+	// adds nor deletes tuples that touch them until the ambiguity is fixed:
+	// guessing would merge two groups, and dropping them would delete
+	// memberships that are still real.
+	HeldObjects map[string]bool
+	HeldUsers   map[string]bool
+
+	SourceGroups int
+	SourceUsers  int
+}
+
+// Mapper turns snapshots into desired tuples according to config.Mapping.
+type Mapper struct {
+	cfg      config.Mapping
+	include  []rule
+	exclude  []rule
+	defaults []rule
+}
+
+// NewMapper compiles the mapping's filters.
+func NewMapper(cfg config.Mapping) (*Mapper, error) {
+	m := &Mapper{cfg: cfg}
+	var err error
+	if m.include, err = compileRules(cfg.Filters.Include); err != nil {
+		return nil, fmt.Errorf("mapping.filters.include: %w", err)
+	}
+	if m.exclude, err = compileRules(cfg.Filters.Exclude); err != nil {
+		return nil, fmt.Errorf("mapping.filters.exclude: %w", err)
+	}
+	if cfg.Filters.DefaultExcludes {
+		ms := make([]config.Match, len(config.DefaultExcludeNames))
+		for i, n := range config.DefaultExcludeNames {
+			ms[i] = config.Match{Name: n}
+		}
+		m.defaults, _ = compileRules(ms)
+	}
+	return m, nil
+}
+
+// usersetType is the user type of a nested-group tuple: "group#member".
+func (m *Mapper) usersetType() string { return m.cfg.ObjectType + "#" + m.cfg.Relation }
+
+// Scope is everything of the mapping's shape: its object type and relation,
+// with plain users or the group's own usersets as users. Usersets are in
+// scope in every nesting mode, so switching away from "userset" cleans up.
+func (m *Mapper) Scope() Scope {
+	return Scope{
+		ObjectType: m.cfg.ObjectType,
+		Relation:   m.cfg.Relation,
+		UserTypes:  []string{m.cfg.User.Type, m.usersetType()},
+	}
+}
+
+// WriteScope is the part of Scope that this mapping writes; the model must
+// accept it.
+func (m *Mapper) WriteScope() Scope {
+	s := m.Scope()
+	if m.cfg.Nesting != "userset" {
+		s.UserTypes = s.UserTypes[:1]
+	}
+	return s
+}
+
+// Map computes the desired tuples for a snapshot. It fails only on a
+// snapshot that is malformed (empty or repeated ids): that is a source bug,
+// and planning from it could delete memberships.
+func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
+	d := &Desired{
+		HeldObjects:  map[string]bool{},
+		HeldUsers:    map[string]bool{},
+		SourceGroups: len(s.Groups),
+		SourceUsers:  len(s.Users),
+	}
+	groups := make(map[string]*Group, len(s.Groups))
+	for i := range s.Groups {
+		g := &s.Groups[i]
+		if g.ID == "" {
+			return nil, fmt.Errorf("snapshot: group %q has no id", g.Name)
+		}
+		if groups[g.ID] != nil {
+			return nil, fmt.Errorf("snapshot: group id %q appears twice (%q and %q)", g.ID, groups[g.ID].Name, g.Name)
+		}
+		groups[g.ID] = g
+	}
+	users, err := m.mapUsers(s.Users, d)
+	if err != nil {
+		return nil, err
+	}
+	userIDs := make(map[string]bool, len(s.Users))
+	for _, u := range s.Users {
+		userIDs[u.ID] = true
+	}
+	objects := m.mapGroups(s.Groups, userIDs, d)
+
+	seen := map[Tuple]bool{}
+	add := func(t Tuple) {
+		if !seen[t] {
+			seen[t] = true
+			d.Tuples = append(d.Tuples, t)
+		}
+	}
+	for _, g := range s.Groups {
+		obj, ok := objects[g.ID]
+		if !ok {
+			continue
+		}
+		d.Groups = append(d.Groups, ManagedGroup{Object: obj, ID: g.ID, Name: g.Name})
+		for _, u := range m.members(&g, groups, objects, users, d) {
+			add(Tuple{User: u, Relation: m.cfg.Relation, Object: obj})
+		}
+	}
+	SortTuples(d.Tuples)
+	slices.SortFunc(d.Groups, func(a, b ManagedGroup) int { return strings.Compare(a.Object, b.Object) })
+	slices.SortFunc(d.Skipped, func(a, b Skip) int {
+		return cmpStrings(a.Kind, b.Kind, a.Reason, b.Reason, a.ID, b.ID, a.Detail, b.Detail)
+	})
+	return d, nil
+}
+
+// members returns the OpenFGA users of group g under the nesting mode.
+func (m *Mapper) members(g *Group, groups map[string]*Group, objects map[string]string, users map[string]string, d *Desired) []string {
+	var out []string
+	addUsers := func(from *Group) {
+		for _, id := range from.Users {
+			if key, ok := users[id]; ok {
+				out = append(out, key)
+			}
+		}
+	}
+	addUsers(g)
+	if m.cfg.Nesting == "direct" {
+		return out
+	}
+	// Walk subgroups breadth-first. In userset mode a managed subgroup ends
+	// the walk with its userset; an unmanaged one (filtered, bad name) is
+	// walked through so its members keep their access through the parent.
+	visited := map[string]bool{g.ID: true}
+	queue := slices.Clone(g.Groups)
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if visited[id] {
+			continue
+		}
+		visited[id] = true
+		sub := groups[id]
+		if sub == nil {
+			continue // reported once by noteBadMembers
+		}
+		if obj, ok := objects[id]; ok && m.cfg.Nesting == "userset" {
+			out = append(out, obj+"#"+m.cfg.Relation)
+			continue
+		}
+		addUsers(sub)
+		queue = append(queue, sub.Groups...)
+	}
+	return out
+}
+
+// mapUsers keys every usable user and records the rest as skipped.
+func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
+	keys := make(map[string]string, len(us))
+	byKey := map[string][]string{}
+	seen := make(map[string]bool, len(us))
+	for _, u := range us {
+		if u.ID == "" {
+			return nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
+		}
+		if seen[u.ID] {
+			return nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
+		}
+		seen[u.ID] = true
+		skip := func(reason, detail string) {
+			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: u.ID, Name: u.UPN, Reason: reason, Detail: detail})
+		}
+		switch {
+		case u.Disabled && m.cfg.User.SkipDisabled:
+			skip(ReasonDisabled, "account is disabled (mapping.user.skip_disabled)")
+			continue
+		case u.Guest && m.cfg.User.SkipGuests:
+			skip(ReasonGuest, "guest account (mapping.user.skip_guests)")
+			continue
+		}
+		key, attr := m.userKey(u)
+		if key == "" {
+			skip(ReasonMissingKey, fmt.Sprintf("has no %s, which mapping.user.key uses; give the user one or key users by id", attr))
+			continue
+		}
+		if m.cfg.User.Lowercase {
+			key = strings.ToLower(key)
+		}
+		if why := invalidID(key); why != "" {
+			skip(ReasonInvalidUserID, fmt.Sprintf("%s %q cannot be an OpenFGA user id: %s; key users by id instead", attr, key, why))
+			continue
+		}
+		user := m.cfg.User.Type + ":" + key
+		if len(user) > 512 {
+			skip(ReasonInvalidUserID, fmt.Sprintf("%q is longer than OpenFGA's 512 bytes for a user", user))
+			continue
+		}
+		keys[u.ID] = user
+		byKey[user] = append(byKey[user], u.ID)
+	}
+	for user, ids := range byKey {
+		if len(ids) < 2 {
+			continue
+		}
+		d.HeldUsers[user] = true
+		for _, id := range ids {
+			delete(keys, id)
+			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: id, Reason: ReasonDuplicateUser,
+				Detail: fmt.Sprintf("users %s all map to %s; existing tuples of %s are kept until the key is unique (choose a unique mapping.user.key)", strings.Join(sorted(ids), ", "), user, user)})
+		}
+	}
+	return keys, nil
+}
+
+func (m *Mapper) userKey(u User) (key, attr string) {
+	switch k := m.cfg.User.Key; k {
+	case "id":
+		return u.ID, "id"
+	case "upn":
+		return u.UPN, "upn"
+	case "mail":
+		return u.Mail, "mail"
+	default:
+		name := strings.TrimPrefix(k, "attribute:")
+		return u.Attributes[name], "attribute " + name
+	}
+}
+
+// mapGroups filters groups and gives each managed one its OpenFGA object.
+func (m *Mapper) mapGroups(gs []Group, userIDs map[string]bool, d *Desired) map[string]string {
+	objects := make(map[string]string, len(gs))
+	byObject := map[string][]*Group{}
+	ids := make(map[string]bool, len(gs))
+	for i := range gs {
+		ids[gs[i].ID] = true
+	}
+	for i := range gs {
+		g := &gs[i]
+		skip := func(reason, detail string) {
+			d.Skipped = append(d.Skipped, Skip{Kind: "group", ID: g.ID, Name: g.Name, Reason: reason, Detail: detail})
+		}
+		noteBadMembers(g, ids, userIDs, d)
+		if len(m.include) > 0 {
+			if _, ok := firstMatch(m.include, *g); !ok {
+				skip(ReasonNotIncluded, "matches no mapping.filters.include rule")
+				continue
+			}
+		}
+		if r, ok := firstMatch(m.exclude, *g); ok {
+			skip(ReasonExcluded, "matches mapping.filters.exclude "+r.desc)
+			continue
+		}
+		if _, ok := firstMatch(m.defaults, *g); ok {
+			skip(ReasonDefaultExcluded, "built-in directory group (set mapping.filters.default_excludes: false to sync it)")
+			continue
+		}
+		key, why := m.groupKey(g)
+		if why != "" {
+			skip(ReasonInvalidObjectID, why)
+			continue
+		}
+		obj := m.cfg.ObjectType + ":" + key
+		byObject[obj] = append(byObject[obj], g)
+		objects[g.ID] = obj
+	}
+	for obj, same := range byObject {
+		if len(same) < 2 {
+			continue
+		}
+		d.HeldObjects[obj] = true
+		names := make([]string, len(same))
+		for i, g := range same {
+			names[i] = fmt.Sprintf("%q (id %s)", g.Name, g.ID)
+		}
+		slices.Sort(names)
+		for _, g := range same {
+			delete(objects, g.ID)
+			d.Skipped = append(d.Skipped, Skip{Kind: "group", ID: g.ID, Name: g.Name, Reason: ReasonDuplicateObject,
+				Detail: fmt.Sprintf("groups %s all map to %s; neither is synced and its existing tuples are kept until the names differ (rename one, or set mapping.group.key: id)", strings.Join(names, ", "), obj)})
+		}
+	}
+	return objects
+}
+
+// groupKey returns the group's OpenFGA object id, or why it cannot have one.
+func (m *Mapper) groupKey(g *Group) (key, why string) {
+	if m.cfg.Group.Key == "id" {
+		key = g.ID
+	} else {
+		key = g.Name
+		if r := m.cfg.Group.ReplaceWhitespace; r != "" {
+			key = strings.Join(strings.Fields(key), r)
+		}
+	}
+	if m.cfg.Group.Lowercase {
+		key = strings.ToLower(key)
+	}
+	if problem := invalidID(key); problem != "" {
+		hint := "set mapping.group.key: id, or mapping.group.replace_whitespace"
+		if m.cfg.Group.Key == "id" {
+			hint = "the source's group id is unusable; report it"
+		}
+		return "", fmt.Sprintf("%s %q cannot be an OpenFGA object id: %s; %s", m.cfg.Group.Key, key, problem, hint)
+	}
+	if obj := m.cfg.ObjectType + ":" + key; len(obj) > 256 {
+		return "", fmt.Sprintf("%s is %d bytes, over OpenFGA's 256 for an object; set mapping.group.key: id", "object", len(obj))
+	}
+	return key, ""
+}
+
+// noteBadMembers reports members that the snapshot does not contain and
+// direct self-membership, once per group.
+func noteBadMembers(g *Group, groupIDs, userIDs map[string]bool, d *Desired) {
+	for _, id := range g.Users {
+		if !userIDs[id] {
+			d.Skipped = append(d.Skipped, Skip{Kind: "member", ID: g.ID, Name: g.Name, Reason: ReasonUnknownMember,
+				Detail: fmt.Sprintf("user %q is not in the snapshot; ignored", id)})
+		}
+	}
+	for _, id := range g.Groups {
+		switch {
+		case id == g.ID:
+			d.Skipped = append(d.Skipped, Skip{Kind: "member", ID: g.ID, Name: g.Name, Reason: ReasonSelfMember,
+				Detail: "group lists itself as a subgroup; ignored"})
+		case !groupIDs[id]:
+			d.Skipped = append(d.Skipped, Skip{Kind: "member", ID: g.ID, Name: g.Name, Reason: ReasonUnknownMember,
+				Detail: fmt.Sprintf("subgroup %q is not in the snapshot; ignored", id)})
+		}
+	}
+}
+
+// invalidID says why s cannot be the id part of an OpenFGA object or user,
+// or "" when it can.
+func invalidID(s string) string {
+	switch {
+	case s == "":
+		return "it is empty"
+	case s == "*":
+		return `"*" is OpenFGA's wildcard`
+	case strings.IndexFunc(s, unicode.IsSpace) >= 0:
+		return "it contains whitespace"
+	case strings.Contains(s, "#"):
+		return "it contains '#'"
+	case strings.Contains(s, ":"):
+		return "it contains ':'"
+	}
+	return ""
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// cmpStrings compares pairs (a1,b1), (a2,b2)... in order.
+func cmpStrings(pairs ...string) int {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if c := strings.Compare(pairs[i], pairs[i+1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// ModelDSL is the smallest OpenFGA model that accepts every tuple this
+// mapping writes, for users to start from or merge into theirs.
+func (m *Mapper) ModelDSL() string {
+	return fmt.Sprintf(`model
+  schema 1.1
+
+type %[1]s
+
+type %[2]s
+  relations
+    define %[3]s: [%[1]s, %[2]s#%[3]s]
+`, m.cfg.User.Type, m.cfg.ObjectType, m.cfg.Relation)
+}
