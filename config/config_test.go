@@ -115,12 +115,12 @@ func TestUnknownFieldIsNamedWithLine(t *testing.T) {
 
 func TestEnvOverrides(t *testing.T) {
 	c, err := Parse([]byte(minimal), envOf(map[string]string{
-		"GROUPSYNC_OPENFGA_API_URL":           "https://fga.example",
-		"GROUPSYNC_OPENFGA_AUTH_METHOD":       "api_token",
-		"GROUPSYNC_OPENFGA_AUTH_API_TOKEN":    "s3cret-token",
+		"GROUPSYNC_OPENFGA_API_URL":            "https://fga.example",
+		"GROUPSYNC_OPENFGA_AUTH_METHOD":        "api_token",
+		"GROUPSYNC_OPENFGA_AUTH_API_TOKEN":     "s3cret-token",
 		"GROUPSYNC_OPENFGA_MAX_PARALLEL_READS": "3",
-		"GROUPSYNC_OPENFGA_REQUEST_TIMEOUT":   "5s",
-		"GROUPSYNC_MAPPING_USER_SKIP_GUESTS":  "true",
+		"GROUPSYNC_OPENFGA_REQUEST_TIMEOUT":    "5s",
+		"GROUPSYNC_MAPPING_USER_SKIP_GUESTS":   "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
