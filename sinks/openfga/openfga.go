@@ -235,11 +235,16 @@ func (s *Sink) resolveStore(ctx context.Context) error {
 		s.storeID, s.storeName = st.Id, st.Name
 		return nil
 	}
-	name := s.cfg.StoreName
-	stores, err := s.findStores(ctx, name)
+	stores, err := s.findStores(ctx, s.cfg.StoreName)
 	if err != nil {
 		return err
 	}
+	return s.pickStore(stores)
+}
+
+// pickStore takes the one store found by openfga.store_name.
+func (s *Sink) pickStore(stores []fga.Store) error {
+	name := s.cfg.StoreName
 	switch len(stores) {
 	case 0:
 		return fmt.Errorf("openfga.store_name %q: no store has this name at %s; create it or set openfga.store_id: %w", name, s.target, ErrStoreNotFound)

@@ -1,0 +1,206 @@
+package openfga
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	fga "github.com/openfga/go-sdk"
+
+	gsync "github.com/groupsync/groupsync/sync"
+)
+
+const (
+	opAdd    = "add"
+	opDelete = "delete"
+)
+
+// Apply writes changes.Adds, then changes.Deletes: every add request has
+// finished before the first delete request is sent. Each phase is cut into
+// chunks of cfg.MaxTuplesPerWrite tuples, at most cfg.MaxParallelWrites in
+// flight; each chunk is one transactional Write, naming the model, with
+// on_duplicate / on_missing "ignore", so applying the same changes twice is
+// no error.
+//
+// A chunk the server rejects as invalid (400, or 409 for a tuple that exists
+// with a different condition) is split in halves and each half sent again,
+// down to single tuples, so only the tuples at fault are reported, with the
+// server's message; any other failure (after retries) fails the whole chunk.
+// When ctx ends, no new chunk is sent and the unsent ones are reported failed
+// with ctx's error. ApplyResult.Requests counts every Write request sent,
+// retries and halves included. err is non-nil when any tuple failed.
+func (s *Sink) Apply(ctx context.Context, changes gsync.Changes) (gsync.ApplyResult, error) {
+	a := &applier{s: s}
+	a.phase(ctx, opAdd, changes.Adds)
+	a.phase(ctx, opDelete, changes.Deletes)
+
+	res := a.res
+	if len(a.fails) == 0 {
+		return res, nil
+	}
+	slices.SortFunc(a.fails, func(x, y failure) int {
+		if x.Op != y.Op {
+			return cmp.Compare(opRank(x.Op), opRank(y.Op))
+		}
+		return x.Tuple.Compare(y.Tuple)
+	})
+	res.Failed = make([]gsync.TupleError, len(a.fails))
+	for i, f := range a.fails {
+		res.Failed[i] = f.TupleError
+	}
+	first := a.fails[0]
+	cause := first.err
+	if err := ctx.Err(); err != nil {
+		cause = err
+	}
+	total := len(changes.Adds) + len(changes.Deletes)
+	return res, fmt.Errorf("openfga: %d of %d tuple changes failed in store %s; first: %s %s: %w",
+		len(a.fails), total, s.storeID, first.Op, first.Tuple, cause)
+}
+
+func opRank(op string) int {
+	if op == opAdd {
+		return 0
+	}
+	return 1
+}
+
+type applier struct {
+	s     *Sink
+	mu    sync.Mutex
+	res   gsync.ApplyResult
+	fails []failure
+}
+
+type failure struct {
+	gsync.TupleError
+	err error
+}
+
+// phase writes tuples (all adds or all deletes) and returns when every
+// chunk has been written or has failed.
+func (a *applier) phase(ctx context.Context, op string, tuples []gsync.Tuple) {
+	chunks := slices.Collect(slices.Chunk(tuples, a.s.cfg.MaxTuplesPerWrite))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(a.s.cfg.MaxParallelWrites, len(chunks)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(chunks) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					a.failed(op, chunks[i], err, err.Error())
+					continue
+				}
+				a.write(ctx, op, chunks[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// write sends one chunk, bisecting it when the server rejects its content.
+func (a *applier) write(ctx context.Context, op string, tuples []gsync.Tuple) {
+	s := a.s
+	body := fga.WriteRequest{AuthorizationModelId: fga.PtrString(s.modelID)}
+	if op == opAdd {
+		keys := make([]fga.TupleKey, len(tuples))
+		for i, t := range tuples {
+			keys[i] = fga.TupleKey{User: t.User, Relation: t.Relation, Object: t.Object}
+		}
+		body.Writes = &fga.WriteRequestWrites{TupleKeys: keys, OnDuplicate: fga.PtrString("ignore")}
+	} else {
+		keys := make([]fga.TupleKeyWithoutCondition, len(tuples))
+		for i, t := range tuples {
+			keys[i] = fga.TupleKeyWithoutCondition{User: t.User, Relation: t.Relation, Object: t.Object}
+		}
+		body.Deletes = &fga.WriteRequestDeletes{TupleKeys: keys, OnMissing: fga.PtrString("ignore")}
+	}
+
+	requests := 0
+	_, err := call(ctx, &s.conn, "Write", s.storeID, &requests, func(ctx context.Context) (map[string]any, *http.Response, error) {
+		return s.api.Write(ctx, s.storeID).Body(body).Execute()
+	})
+	a.mu.Lock()
+	a.res.Requests += requests
+	if err == nil {
+		if op == opAdd {
+			a.res.Added += len(tuples)
+		} else {
+			a.res.Deleted += len(tuples)
+		}
+	}
+	a.mu.Unlock()
+	if err == nil {
+		return
+	}
+
+	var e *Error
+	if errors.As(err, &e) && len(tuples) > 1 && ctx.Err() == nil && tupleLevel(e) {
+		half := len(tuples) / 2
+		a.write(ctx, op, tuples[:half])
+		a.write(ctx, op, tuples[half:])
+		return
+	}
+	msg := err.Error()
+	if e != nil {
+		msg = e.reason()
+	}
+	a.failed(op, tuples, err, msg)
+}
+
+func (a *applier) failed(op string, tuples []gsync.Tuple, err error, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range tuples {
+		a.fails = append(a.fails, failure{TupleError: gsync.TupleError{Op: op, Tuple: t, Error: msg}, err: err})
+	}
+}
+
+// requestWide are 400 codes about the request as a whole, not its tuples:
+// halving the chunk would only repeat them.
+var requestWide = []string{
+	"authorization_model_not_found", "latest_authorization_model_not_found",
+	"authorization_model_id_too_long", "invalid_authorization_model",
+	"unsupported_schema_version", "store_id_invalid_length", "cancelled",
+}
+
+// tupleLevel reports whether a failed Write may be the fault of some of its
+// tuples: a 400 (invalid tuple, type or relation not in the model, too many
+// tuples for the server's limit ...) or a 409 (a tuple exists with another
+// condition).
+func tupleLevel(e *Error) bool {
+	if e.Status != http.StatusBadRequest && e.Status != http.StatusConflict {
+		return false
+	}
+	return !slices.Contains(requestWide, e.Code)
+}
+
+// reason is the error without the operation and store, for a per-tuple
+// report: "HTTP 400 validation_error: invalid 'object' field format".
+func (e *Error) reason() string {
+	var parts []string
+	if e.Status != 0 {
+		s := fmt.Sprintf("HTTP %d", e.Status)
+		if e.Code != "" {
+			s += " " + e.Code
+		}
+		parts = append(parts, s)
+	}
+	if e.Message != "" {
+		parts = append(parts, e.Message)
+	}
+	r := strings.Join(parts, ": ")
+	if e.Attempts > 1 {
+		r += fmt.Sprintf(" (after %d attempts)", e.Attempts)
+	}
+	return r
+}
