@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -62,7 +63,7 @@ mapping writes. Merge it into your own model, or let "groupsync model write"
 create the store and write it for a new setup.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mapper, err := o.mapper()
+			mapper, err := o.mapper(cmd.Flags().Changed("config") || os.Getenv("GROUPSYNC_CONFIG") != "")
 			if err != nil {
 				return err
 			}
@@ -99,11 +100,12 @@ create the store and write it for a new setup.`,
 	return cmd
 }
 
-// mapper builds the mapping from the config file, or the defaults when
-// there is no file (so "groupsync model" works before any setup).
-func (o *options) mapper() (*gsync.Mapper, error) {
+// mapper builds the mapping from the config file or, when no config was
+// named and the default file is absent, from the defaults (so "groupsync
+// model" works before any setup).
+func (o *options) mapper(named bool) (*gsync.Mapper, error) {
 	cfg, err := config.Load(o.configPath)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && !named {
 		def := config.Default()
 		cfg, err = &def, nil
 	}
