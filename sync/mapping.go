@@ -348,9 +348,12 @@ func (m *Mapper) groupKey(g *Group) (key, why string) {
 		key = strings.ToLower(key)
 	}
 	if problem := invalidID(key); problem != "" {
-		hint := "set mapping.group.key: id, or mapping.group.replace_whitespace"
-		if m.cfg.Group.Key == "id" {
-			hint = "the source's group id is unusable; report it"
+		hint := "rename the group, exclude it with mapping.filters.exclude, or set mapping.group.key: id"
+		switch {
+		case m.cfg.Group.Key == "id":
+			hint = "the source's group id is unusable; exclude the group with mapping.filters.exclude"
+		case strings.IndexFunc(key, unicode.IsSpace) >= 0:
+			hint = `set mapping.group.replace_whitespace (e.g. "-"), or mapping.group.key: id`
 		}
 		return "", fmt.Sprintf("%s %q cannot be an OpenFGA object id: %s; %s", m.cfg.Group.Key, key, problem, hint)
 	}

@@ -140,6 +140,7 @@ func (r *Report) Render(w io.Writer, format string) error {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(r)
 	case "text":
 		return r.renderText(w)
@@ -225,8 +226,7 @@ func (r *Report) renderText(w io.Writer) error {
 		}
 	}
 	if res := r.Result; res != nil {
-		fmt.Fprintf(b, "\nApplied: %d added, %d deleted, %d failed, in %d write requests.\n",
-			res.Added, res.Deleted, len(res.Failed), res.Requests)
+		fmt.Fprintf(b, "\nApplied: %s\n", res.summary())
 		for _, f := range res.Failed {
 			fmt.Fprintf(b, "  failed %s %s: %s\n", f.Op, f.Tuple, f.Error)
 		}
@@ -281,8 +281,7 @@ func (r *Report) renderMarkdown(w io.Writer) error {
 		}
 	}
 	if res := r.Result; res != nil {
-		fmt.Fprintf(b, "\n### Applied\n\n%d added, %d deleted, %d failed, in %d write requests.\n",
-			res.Added, res.Deleted, len(res.Failed), res.Requests)
+		fmt.Fprintf(b, "\n### Applied\n\n%s\n", res.summary())
 		for _, f := range res.Failed {
 			fmt.Fprintf(b, "- failed %s `%s`: %s\n", f.Op, f.Tuple, mdEscape(f.Error))
 		}
@@ -294,3 +293,15 @@ func (r *Report) renderMarkdown(w io.Writer) error {
 var mdReplacer = strings.NewReplacer("|", `\|`, "\n", " ", "`", "'")
 
 func mdEscape(s string) string { return mdReplacer.Replace(s) }
+
+func (r *ApplyResult) summary() string {
+	return fmt.Sprintf("%d added, %d deleted, %d failed, in %d write %s.",
+		r.Added, r.Deleted, len(r.Failed), r.Requests, plural(r.Requests, "request", "requests"))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

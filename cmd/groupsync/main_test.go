@@ -77,7 +77,7 @@ func TestPlanApplyPlan(t *testing.T) {
 	if err := json.Unmarshal([]byte(first), &doc); err != nil {
 		t.Fatalf("plan -o json is not JSON: %v\n%s", err, first)
 	}
-	if doc.FormatVersion != 1 || doc.Summary.ToAdd == 0 || doc.Summary.ToDelete != 0 || doc.Changes[0].Object != "group:engineering" {
+	if doc.FormatVersion != 1 || doc.Summary.ToAdd == 0 || doc.Summary.ToDelete != 0 || doc.Changes[0].Object != "group:design-contractors" {
 		t.Fatalf("unexpected plan:\n%s", first)
 	}
 

@@ -23,74 +23,93 @@ type group
     define member: [user, group#member]
 `
 
-// EnsureStore prepares a store for first use: it finds the store
+// Setup is what EnsureSetup found or did.
+type Setup struct {
+	StoreID      string
+	ModelID      string // the store's latest model, the one given or an equal one
+	StoreCreated bool
+	ModelWritten bool
+}
+
+// EnsureStore is EnsureSetup for callers that only need the ids; created
+// reports whether the store was created (a model written into an existing
+// store does not count; see Setup.ModelWritten).
+func EnsureStore(ctx context.Context, cfg config.OpenFGA, dsl string, opts ...Option) (storeID, modelID string, created bool, err error) {
+	su, err := EnsureSetup(ctx, cfg, dsl, opts...)
+	return su.StoreID, su.ModelID, su.StoreCreated, err
+}
+
+// EnsureSetup prepares a store for first use: it finds the store
 // (cfg.StoreID, which must exist, or cfg.StoreName, created when no store has
 // that name) and writes dsl (DefaultModel when empty) as a new authorization
-// model unless the store's latest model already says the same. created is
-// true when anything was written: the store, the model or both.
-// cfg.AuthorizationModelID is not consulted.
-func EnsureStore(ctx context.Context, cfg config.OpenFGA, dsl string, opts ...Option) (storeID, modelID string, created bool, err error) {
+// model unless the store's latest model already says the same.
+// cfg.AuthorizationModelID is not consulted. Running it again changes nothing.
+func EnsureSetup(ctx context.Context, cfg config.OpenFGA, dsl string, opts ...Option) (Setup, error) {
+	var su Setup
 	if dsl == "" {
 		dsl = DefaultModel
 	}
-	want, err := transformer.TransformDSLToProto(dsl)
+	js, err := transformer.TransformDSLToJSON(dsl)
 	if err != nil {
-		return "", "", false, fmt.Errorf("parse the authorization model: %w", err)
+		return su, fmt.Errorf("parse the authorization model: %w", err)
 	}
-	wantDSL, err := transformer.TransformJSONProtoToDSL(want)
+	// The canonical text to compare with; it must come from the JSON (the
+	// parser's own proto does not convert back to DSL).
+	wantDSL, err := transformer.TransformJSONStringToDSL(js)
 	if err != nil {
-		return "", "", false, fmt.Errorf("parse the authorization model: %w", err)
+		return su, fmt.Errorf("parse the authorization model: %w", err)
 	}
 	var body fga.WriteAuthorizationModelRequest
-	if js, err := transformer.TransformDSLToJSON(dsl); err != nil {
-		return "", "", false, fmt.Errorf("parse the authorization model: %w", err)
-	} else if err := json.Unmarshal([]byte(js), &body); err != nil {
-		return "", "", false, fmt.Errorf("convert the authorization model for the SDK: %w", err)
+	if err := json.Unmarshal([]byte(js), &body); err != nil {
+		return su, fmt.Errorf("convert the authorization model for the SDK: %w", err)
 	}
 
 	c, err := dial(cfg, opts)
 	if err != nil {
-		return "", "", false, err
+		return su, err
 	}
 	s := &Sink{conn: c}
 	if cfg.StoreID != "" {
 		if err := s.resolveStore(ctx); err != nil {
-			return "", "", false, err
+			return su, err
 		}
 	} else {
 		stores, err := c.findStores(ctx, cfg.StoreName)
 		if err != nil {
-			return "", "", false, err
+			return su, err
 		}
 		if len(stores) == 0 {
 			resp, err := call(ctx, &c, "CreateStore", "", nil, func(ctx context.Context) (fga.CreateStoreResponse, *http.Response, error) {
 				return c.api.CreateStore(ctx).Body(fga.CreateStoreRequest{Name: cfg.StoreName}).Execute()
 			})
 			if err != nil {
-				return "", "", false, fmt.Errorf("create store %q (openfga.store_name): %w", cfg.StoreName, err)
+				return su, fmt.Errorf("create store %q (openfga.store_name): %w", cfg.StoreName, err)
 			}
-			s.storeID, s.storeName, created = resp.Id, resp.Name, true
+			s.storeID, s.storeName, su.StoreCreated = resp.Id, resp.Name, true
 		} else if err := s.pickStore(stores); err != nil {
-			return "", "", false, err
+			return su, err
 		}
 	}
+	su.StoreID = s.storeID
 
-	if !created {
+	if !su.StoreCreated {
 		latest, err := c.latestModel(ctx, s.storeID)
 		if err != nil {
-			return "", "", false, err
+			return su, err
 		}
-		if latest != nil && sameModel(*latest, wantDSL) {
-			return s.storeID, latest.Id, false, nil
+		if latest != nil && sameModel(*latest, *wantDSL) {
+			su.ModelID = latest.Id
+			return su, nil
 		}
 	}
 	resp, err := call(ctx, &c, "WriteAuthorizationModel", s.storeID, nil, func(ctx context.Context) (fga.WriteAuthorizationModelResponse, *http.Response, error) {
 		return c.api.WriteAuthorizationModel(ctx, s.storeID).Body(body).Execute()
 	})
 	if err != nil {
-		return s.storeID, "", created, fmt.Errorf("write the authorization model to store %s: %w", s.storeID, err)
+		return su, fmt.Errorf("write the authorization model to store %s: %w", s.storeID, err)
 	}
-	return s.storeID, resp.AuthorizationModelId, true, nil
+	su.ModelID, su.ModelWritten = resp.AuthorizationModelId, true
+	return su, nil
 }
 
 // sameModel compares a model with a DSL text in the transformer's canonical

@@ -36,6 +36,7 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 	slices.Sort(objects)
 	objects = slices.Compact(objects)
 
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	results := make([][]gsync.Tuple, len(objects))
@@ -59,6 +60,9 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 		})
 	}
 	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("openfga Read (store %s at %s): %w", s.storeID, s.target, err)
+	}
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}

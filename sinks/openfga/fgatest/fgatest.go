@@ -262,7 +262,8 @@ type WriteCall struct {
 	OnDuplicate          string // "ignore", "error" or ""
 	OnMissing            string
 	AuthorizationModelID string
-	Status               int // the HTTP status answered (a fault's, or the server's)
+	Status               int // the HTTP status answered (a fault's, or the server's); 0 if none was
+
 }
 
 // Writes returns the Write requests received since the start or the last
@@ -294,7 +295,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		s.mu.Unlock()
 
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if writeIdx >= 0 {
 				s.mu.Lock()
@@ -385,7 +386,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
-	r.wrote = true
+	if !r.wrote {
+		r.status, r.wrote = http.StatusOK, true
+	}
 	return r.ResponseWriter.Write(b)
 }
 
@@ -468,9 +471,15 @@ func (s *Server) CreateStore(t testing.TB, name, dsl string) (storeID, modelID s
 // WriteModel writes dsl as the store's newest model and returns its id.
 func (s *Server) WriteModel(t testing.TB, storeID, dsl string) string {
 	t.Helper()
-	model, err := transformer.TransformDSLToProto(dsl)
+	// Through JSON, as a client sends it: the proto straight from the DSL
+	// parser is not quite what the JSON decodes to.
+	js, err := transformer.TransformDSLToJSON(dsl)
 	if err != nil {
 		t.Fatalf("fgatest: parse model: %v", err)
+	}
+	model, err := transformer.LoadJSONStringToProto(js)
+	if err != nil {
+		t.Fatalf("fgatest: load model JSON: %v", err)
 	}
 	resp, err := s.fga.WriteAuthorizationModel(context.Background(), &openfgav1.WriteAuthorizationModelRequest{
 		StoreId:         storeID,
