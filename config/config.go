@@ -25,8 +25,57 @@ type Config struct {
 
 // Source selects and configures the identity provider to read.
 type Source struct {
-	Type string     `yaml:"type"` // "file"
-	File FileSource `yaml:"file"`
+	Type    string     `yaml:"type"` // "file" or "msgraph"
+	File    FileSource `yaml:"file"`
+	MSGraph MSGraph    `yaml:"msgraph"`
+}
+
+// MSGraph reads Microsoft Entra ID through Microsoft Graph.
+type MSGraph struct {
+	TenantID string `yaml:"tenant_id"`
+	ClientID string `yaml:"client_id"`
+	// Auth: client_secret | client_certificate | workload_identity |
+	// managed_identity | default (azidentity's chain) | token (a bearer
+	// token obtained elsewhere, for debugging and air-gapped runs).
+	Auth                 string `yaml:"auth"`
+	ClientSecret         Secret `yaml:"client_secret"`
+	ClientSecretFile     string `yaml:"client_secret_file"`
+	CertificateFile      string `yaml:"certificate_file"` // PEM or PFX with the private key
+	CertificatePassword  Secret `yaml:"certificate_password"`
+	SendCertificateChain bool   `yaml:"send_certificate_chain"` // for subject name/issuer auth
+	FederatedTokenFile   string `yaml:"federated_token_file"`   // workload identity; default $AZURE_FEDERATED_TOKEN_FILE
+	Token                Secret `yaml:"token"`
+	TokenFile            string `yaml:"token_file"`
+
+	// Cloud: public | usgov | usgov-dod | china. Both the login authority
+	// and the Graph host follow it.
+	Cloud string `yaml:"cloud"`
+	// GraphEndpoint overrides the Graph host (a proxy or private endpoint),
+	// e.g. https://graph.proxy.example; plain http only for loopback.
+	GraphEndpoint string `yaml:"graph_endpoint"`
+	// AuthorityHost overrides the login authority, e.g. https://login.proxy.example/.
+	AuthorityHost string `yaml:"authority_host"`
+
+	Groups MSGraphGroups `yaml:"groups"`
+
+	PageSize            int      `yaml:"page_size"`             // groups and members a page, 1..999
+	MaxParallelRequests int      `yaml:"max_parallel_requests"` // $batch (or single) requests in flight
+	MaxRetries          int      `yaml:"max_retries"`           // per request or batch item, on 429, 5xx and dropped connections
+	MaxRetryWait        Duration `yaml:"max_retry_wait"`        // total wait per request before giving up
+	RequestTimeout      Duration `yaml:"request_timeout"`
+}
+
+// MSGraphGroups chooses which Entra groups are read. The engine's
+// mapping.filters apply on top.
+type MSGraphGroups struct {
+	// Filter is an OData $filter sent to Graph, e.g.
+	// "startswith(displayName,'app-')". Advanced queries (ne, not, endswith)
+	// are sent with ConsistencyLevel: eventual.
+	Filter              string `yaml:"filter"`
+	SecurityEnabledOnly bool   `yaml:"security_enabled_only"` // skip Microsoft 365 groups that are not security-enabled
+	IncludeDistribution bool   `yaml:"include_distribution"`  // distribution lists (mail-enabled, not security) are skipped by default
+	SkipDynamic         bool   `yaml:"skip_dynamic"`          // skip dynamic-membership groups
+	SkipRoleAssignable  bool   `yaml:"skip_role_assignable"`  // skip groups that can hold Entra roles
 }
 
 // FileSource reads a tenant from a YAML or JSON file.
@@ -179,7 +228,18 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 // stays zero (and is then validated). Defaults live here and nowhere else.
 func Default() Config {
 	return Config{
-		Source: Source{Type: "file"},
+		Source: Source{
+			Type: "file",
+			MSGraph: MSGraph{
+				Auth:                "client_secret",
+				Cloud:               "public",
+				PageSize:            999,
+				MaxParallelRequests: 4,
+				MaxRetries:          8,
+				MaxRetryWait:        Duration(5 * time.Minute),
+				RequestTimeout:      Duration(100 * time.Second),
+			},
+		},
 		OpenFGA: OpenFGA{
 			Auth:              Auth{Method: "none"},
 			MaxTuplesPerWrite: 100,
@@ -202,7 +262,7 @@ func Default() Config {
 }
 
 func (c *Config) resolveSecretFiles() error {
-	a := &c.OpenFGA.Auth
+	a, g := &c.OpenFGA.Auth, &c.Source.MSGraph
 	for _, s := range []struct {
 		field string
 		file  string
@@ -210,6 +270,8 @@ func (c *Config) resolveSecretFiles() error {
 	}{
 		{"openfga.auth.api_token_file", a.APITokenFile, &a.APIToken},
 		{"openfga.auth.client_secret_file", a.ClientSecretFile, &a.ClientSecret},
+		{"source.msgraph.client_secret_file", g.ClientSecretFile, &g.ClientSecret},
+		{"source.msgraph.token_file", g.TokenFile, &g.Token},
 	} {
 		if s.file == "" {
 			continue

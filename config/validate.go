@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -42,8 +43,10 @@ func (c *Config) Validate() error {
 		if c.Source.File.Path == "" {
 			add("source.file.path", "is required for source.type file: the YAML or JSON tenant to read")
 		}
+	case "msgraph":
+		c.Source.MSGraph.validate(add)
 	default:
-		add("source.type", "%q is not a source groupsync knows; use file", c.Source.Type)
+		add("source.type", "%q is not a source groupsync knows; use file or msgraph", c.Source.Type)
 	}
 
 	o := c.OpenFGA
@@ -168,4 +171,98 @@ func yamlMessage(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
 	msg = yamlTypeNote.ReplaceAllString(msg, "unknown setting $1 (check its spelling and indentation)")
 	return strings.Join(strings.Fields(msg), " ")
+}
+
+// GraphClouds are the national clouds: login authority and Graph host.
+var GraphClouds = map[string]struct{ Authority, Graph string }{
+	"public":    {"https://login.microsoftonline.com/", "https://graph.microsoft.com"},
+	"usgov":     {"https://login.microsoftonline.us/", "https://graph.microsoft.us"},
+	"usgov-dod": {"https://login.microsoftonline.us/", "https://dod-graph.microsoft.us"},
+	"china":     {"https://login.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn"},
+}
+
+var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func (g MSGraph) validate(add func(field, format string, args ...any)) {
+	const p = "source.msgraph."
+	needTenant := func() {
+		if g.TenantID == "" {
+			add(p+"tenant_id", "is required for auth %s: the directory (tenant) id of the app registration", g.Auth)
+		} else if !guid.MatchString(g.TenantID) && !strings.Contains(g.TenantID, ".") {
+			add(p+"tenant_id", "%q is neither a GUID nor a domain such as contoso.onmicrosoft.com", g.TenantID)
+		}
+	}
+	needClient := func() {
+		if g.ClientID == "" {
+			add(p+"client_id", "is required for auth %s: the application (client) id", g.Auth)
+		}
+	}
+	switch g.Auth {
+	case "client_secret":
+		needTenant()
+		needClient()
+		if g.ClientSecret == "" {
+			add(p+"client_secret", "is required for auth client_secret; set GROUPSYNC_SOURCE_MSGRAPH_CLIENT_SECRET or source.msgraph.client_secret_file")
+		}
+	case "client_certificate":
+		needTenant()
+		needClient()
+		if g.CertificateFile == "" {
+			add(p+"certificate_file", "is required for auth client_certificate: a PEM or PFX file holding the certificate and its private key")
+		}
+	case "workload_identity":
+		// azidentity reads AZURE_TENANT_ID, AZURE_CLIENT_ID and
+		// AZURE_FEDERATED_TOKEN_FILE (set by the AKS webhook) when these are empty.
+	case "managed_identity":
+		// client_id selects a user-assigned identity; empty is the system-assigned one.
+	case "default":
+	case "token":
+		if g.Token == "" {
+			add(p+"token", "is required for auth token; set GROUPSYNC_SOURCE_MSGRAPH_TOKEN or source.msgraph.token_file (e.g. the output of az account get-access-token --resource-type ms-graph --query accessToken -o tsv)")
+		}
+	default:
+		add(p+"auth", "%q is not one of client_secret, client_certificate, workload_identity, managed_identity, default, token", g.Auth)
+	}
+	if _, ok := GraphClouds[g.Cloud]; !ok {
+		add(p+"cloud", "%q is not one of public, usgov, usgov-dod, china", g.Cloud)
+	}
+	for _, f := range []struct{ field, value string }{{"graph_endpoint", g.GraphEndpoint}, {"authority_host", g.AuthorityHost}} {
+		if f.value == "" {
+			continue
+		}
+		u, err := url.Parse(f.value)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			add(p+f.field, "%q is not an https URL", f.value)
+		case u.Scheme == "http" && !IsLoopback(u.Hostname()):
+			add(p+f.field, "%q: plain http is allowed only for loopback hosts; use https", f.value)
+		}
+	}
+	if g.PageSize < 1 || g.PageSize > 999 {
+		add(p+"page_size", "must be between 1 and 999 (Graph's maximum page); got %d", g.PageSize)
+	}
+	if g.MaxParallelRequests < 1 || g.MaxParallelRequests > 64 {
+		add(p+"max_parallel_requests", "must be between 1 and 64; got %d", g.MaxParallelRequests)
+	}
+	if g.MaxRetries < 0 || g.MaxRetries > 20 {
+		add(p+"max_retries", "must be between 0 and 20; got %d", g.MaxRetries)
+	}
+	if g.MaxRetryWait <= 0 {
+		add(p+"max_retry_wait", "must be positive, e.g. 5m")
+	}
+	if g.RequestTimeout <= 0 {
+		add(p+"request_timeout", "must be positive, e.g. 100s")
+	}
+	if g.Groups.SecurityEnabledOnly && g.Groups.IncludeDistribution {
+		add(p+"groups.include_distribution", "contradicts groups.security_enabled_only (distribution lists are not security-enabled)")
+	}
+}
+
+// IsLoopback reports whether host is localhost or a loopback address.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

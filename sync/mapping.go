@@ -11,6 +11,7 @@ import (
 
 // Skip reasons, stable strings for reports and JSON.
 const (
+	ReasonSourceFiltered  = "source_filtered"   // the source's own group filter left the group out
 	ReasonNotIncluded     = "not_included"      // group matched no include rule
 	ReasonExcluded        = "excluded"          // group matched an exclude rule
 	ReasonDefaultExcluded = "default_excluded"  // group is a built-in directory group
@@ -21,8 +22,10 @@ const (
 	ReasonMissingKey      = "missing_user_key" // the user lacks the attribute the key is built from
 	ReasonInvalidUserID   = "invalid_user_id"
 	ReasonDuplicateUser   = "duplicate_user_id"
-	ReasonUnknownMember   = "unknown_member" // a group lists a member the snapshot does not have
-	ReasonSelfMember      = "self_member"    // a group lists itself as a subgroup
+	ReasonUnknownMember   = "unknown_member"    // a group lists a member the snapshot does not have
+	ReasonSelfMember      = "self_member"       // a group lists itself as a subgroup
+	ReasonNotUserOrGroup  = "not_user_or_group" // a member that is a device, service principal, contact ...
+	ReasonGroupVanished   = "group_vanished"    // a group deleted between listing and reading its members
 )
 
 // Skip is a group, user or membership the mapping refused, and why.
@@ -119,6 +122,7 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		HeldUsers:    map[string]bool{},
 		SourceGroups: len(s.Groups),
 		SourceUsers:  len(s.Users),
+		Skipped:      slices.Clone(s.Skipped),
 	}
 	groups := make(map[string]*Group, len(s.Groups))
 	for i := range s.Groups {
@@ -292,6 +296,10 @@ func (m *Mapper) mapGroups(gs []Group, userIDs map[string]bool, d *Desired) map[
 			d.Skipped = append(d.Skipped, Skip{Kind: "group", ID: g.ID, Name: g.Name, Reason: reason, Detail: detail})
 		}
 		noteBadMembers(g, ids, userIDs, d)
+		if g.NotSynced != "" {
+			skip(ReasonSourceFiltered, g.NotSynced)
+			continue
+		}
 		if len(m.include) > 0 {
 			if _, ok := firstMatch(m.include, *g); !ok {
 				skip(ReasonNotIncluded, "matches no mapping.filters.include rule")

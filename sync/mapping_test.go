@@ -290,3 +290,22 @@ func TestScope(t *testing.T) {
 		t.Errorf("write scope %v", ws.UserTypes)
 	}
 }
+
+func TestGroupsReadOnlyForNesting(t *testing.T) {
+	s := &Snapshot{
+		Users: []User{{ID: "a"}, {ID: "b"}},
+		Groups: []Group{
+			{ID: "1", Name: "app-users", Users: []string{"a"}, Groups: []string{"2"}},
+			{ID: "2", Name: "contractors", Users: []string{"b"}, NotSynced: "outside source.msgraph.groups.filter"},
+		},
+		Skipped: []Skip{{Kind: "member", ID: "1", Reason: ReasonNotUserOrGroup, Detail: "1 device"}},
+	}
+	for _, mode := range []string{"flatten", "userset"} {
+		d := mustMap(t, mapping(func(m *config.Mapping) { m.Nesting = mode }), s)
+		assertTuples(t, d.Tuples, "user:a member group:app-users", "user:b member group:app-users")
+		r := skipReasons(d)
+		if r["group:2"] != ReasonSourceFiltered || r["member:1"] != ReasonNotUserOrGroup {
+			t.Fatalf("%s: skipped %+v", mode, d.Skipped)
+		}
+	}
+}

@@ -154,7 +154,7 @@ func (r *Report) Render(w io.Writer, format string) error {
 // listed, in human formats) rather than a problem someone should look at.
 func filtered(s Skip) bool {
 	switch s.Reason {
-	case ReasonNotIncluded, ReasonExcluded, ReasonDefaultExcluded, ReasonDisabled, ReasonGuest:
+	case ReasonSourceFiltered, ReasonNotIncluded, ReasonExcluded, ReasonDefaultExcluded, ReasonDisabled, ReasonGuest, ReasonNotUserOrGroup:
 		return true
 	}
 	return false

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -87,17 +86,16 @@ func (e *Engine) apply(ctx context.Context, p *Plan) (ApplyResult, error) {
 	return res, applyError(res, err)
 }
 
+// applyError adds what to do to a sink's error: writes are idempotent, so
+// the remedy for any failure is to run again.
 func applyError(res ApplyResult, err error) error {
-	if len(res.Failed) == 0 {
-		return err
+	if err == nil && len(res.Failed) > 0 {
+		err = fmt.Errorf("%d tuples failed to write (first: %s %s: %s)", len(res.Failed), res.Failed[0].Op, res.Failed[0].Tuple, res.Failed[0].Error)
 	}
-	first := res.Failed[0]
-	msg := fmt.Errorf("%d tuples failed to write (first: %s %s: %s); every write is idempotent, so run again to retry",
-		len(res.Failed), first.Op, first.Tuple, first.Error)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return errors.Join(msg, err)
+	if err == nil {
+		return nil
 	}
-	return msg
+	return fmt.Errorf("apply: %w; every write is idempotent, so run again to retry", err)
 }
 
 func (e *Engine) logger() *zap.Logger {

@@ -6,6 +6,10 @@ package sync
 type Snapshot struct {
 	Groups []Group
 	Users  []User
+	// Skipped is what the source itself left out (member types that are
+	// neither users nor groups, groups that vanished mid-read ...), for the
+	// report.
+	Skipped []Skip
 }
 
 // Group is one IdP group with its direct members.
@@ -14,6 +18,11 @@ type Group struct {
 	Name   string   // display name; not necessarily unique
 	Users  []string // ids of direct user members
 	Groups []string // ids of direct subgroup members
+	// NotSynced, when set, says why the source read this group only for its
+	// members' sake (it is a subgroup of a synced group but outside the
+	// source's own group filter): it gets no tuples of its own, but its
+	// members still count for the groups that contain it.
+	NotSynced string
 }
 
 // User is one IdP user.
