@@ -1,0 +1,414 @@
+package msgraph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	abs "github.com/microsoft/kiota-abstractions-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	gsync "github.com/groupsync/groupsync/sync"
+)
+
+// batchSize is Graph's limit of requests in one $batch.
+const batchSize = 20
+
+// memberReader reads the direct members of many groups with $batch, in
+// rounds: each round sends every pending page request, 20 to a batch, a few
+// batches in flight; next pages, throttled items and newly found subgroups
+// make the next round.
+type memberReader struct {
+	s         *Source
+	known     map[string]listed // every listed group, synced or not
+	mu        sync.Mutex
+	groups    map[string]*gsync.Group // every group of the snapshot, by id
+	requested map[string]bool         // groups whose members are requested
+	users     map[string]*gsync.User
+	others    map[string]map[string]int // group id → member type → count
+	skips     []gsync.Skip
+	// noEnabled counts users that came back without accountEnabled (the
+	// app cannot read users' properties): skip_disabled cannot see them.
+	noEnabled int
+}
+
+// job is one page of one group's members.
+type job struct {
+	group    string
+	url      string // nextLink; "" for the first page
+	attempts int
+	waited   time.Duration
+}
+
+func newMemberReader(s *Source) *memberReader {
+	return &memberReader{s: s, known: map[string]listed{}, groups: map[string]*gsync.Group{}, requested: map[string]bool{},
+		users: map[string]*gsync.User{}, others: map[string]map[string]int{}}
+}
+
+func (r *memberReader) read(ctx context.Context, list []listed) (*gsync.Snapshot, error) {
+	// Every listed group is in the snapshot, so the report can say why one
+	// is not synced; only synced groups, and groups nested in them, have
+	// their members read.
+	var pending []job
+	for _, l := range list {
+		r.known[l.id] = l
+		r.groups[l.id] = &gsync.Group{ID: l.id, Name: l.name, NotSynced: l.notSynced}
+		if l.notSynced == "" {
+			pending = append(pending, r.start(l.id))
+		}
+	}
+	for len(pending) > 0 {
+		next, wait, err := r.round(ctx, pending)
+		if err != nil {
+			return nil, err
+		}
+		if wait > 0 {
+			r.s.log.Debug("Graph throttled batch items; waiting", zap.Duration("wait", wait), zap.Int("items", len(next)))
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			r.s.stats.addWait(wait)
+		}
+		pending = next
+	}
+	return r.snapshot(), nil
+}
+
+// start marks a group's members as requested and returns the job for their
+// first page. Callers hold r.mu or own r exclusively.
+func (r *memberReader) start(id string) job {
+	r.requested[id] = true
+	return job{group: id}
+}
+
+// round sends jobs and returns the next round's jobs and how long to wait
+// before it (the longest Retry-After among throttled items).
+func (r *memberReader) round(ctx context.Context, jobs []job) ([]job, time.Duration, error) {
+	var (
+		mu   sync.Mutex
+		next []job
+		wait time.Duration
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.s.cfg.MaxParallelRequests)
+	for b := range slices.Chunk(jobs, batchSize) {
+		g.Go(func() error {
+			n, w, err := r.batch(gctx, b)
+			mu.Lock()
+			next = append(next, n...)
+			wait = max(wait, w)
+			mu.Unlock()
+			return err
+		})
+	}
+	err := g.Wait()
+	return next, wait, err
+}
+
+// batch sends one $batch and handles each item's answer.
+func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Duration, error) {
+	req := msgraphcore.NewBatchRequest(r.s.adapter)
+	byID := make(map[string]job, len(jobs))
+	for _, j := range jobs {
+		info, err := r.requestInfo(ctx, j)
+		if err != nil {
+			return nil, 0, fmt.Errorf("msgraph: build members request for group %s: %w", j.group, err)
+		}
+		item, err := req.AddBatchRequestStep(*info)
+		if err != nil {
+			return nil, 0, fmt.Errorf("msgraph: build batch: %w", err)
+		}
+		byID[*item.GetId()] = j
+	}
+	r.s.stats.BatchItems.Add(int64(len(jobs)))
+	resp, err := req.Send(ctx, r.s.adapter)
+	if err != nil {
+		return nil, 0, fmt.Errorf("msgraph: $batch of %d member reads: %w", len(jobs), describe(err, "GroupMember.Read.All"))
+	}
+	var (
+		next []job
+		wait time.Duration
+	)
+	for id, j := range byID {
+		item := resp.GetResponseById(id)
+		if item == nil || item.GetStatus() == nil {
+			return nil, 0, fmt.Errorf("msgraph: $batch answer lacks request %s (group %s)", id, j.group)
+		}
+		status := int(*item.GetStatus())
+		switch {
+		case status == http.StatusOK:
+			page, err := msgraphcore.GetBatchResponseById[models.DirectoryObjectCollectionResponseable](
+				resp, id, models.CreateDirectoryObjectCollectionResponseFromDiscriminatorValue)
+			if err != nil {
+				return nil, 0, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
+			}
+			next = append(next, r.add(j, page)...)
+		case status == http.StatusNotFound:
+			r.vanish(j.group)
+		case retryableStatus(status):
+			w, ok := retryAfterMap(item.GetHeaders())
+			if !ok {
+				w = backoff(r.s.retryMin(), j.attempts+1)
+			}
+			r.s.stats.Retries.Add(1)
+			if status == http.StatusTooManyRequests {
+				r.s.stats.Throttled.Add(1)
+			}
+			j.attempts++
+			if j.attempts > r.s.cfg.MaxRetries || j.waited+w > time.Duration(r.s.cfg.MaxRetryWait) {
+				code, msg := itemError(item.GetBody())
+				return nil, 0, &GiveUpError{Method: "GET", Path: "/groups/" + j.group + "/members (in $batch)",
+					Attempts: j.attempts, Waited: j.waited, Status: status, Code: code, Message: msg}
+			}
+			j.waited += w
+			wait = max(wait, w)
+			next = append(next, j)
+		default:
+			code, msg := itemError(item.GetBody())
+			return nil, 0, fmt.Errorf("msgraph: read members of group %s: HTTP %d %s: %s%s",
+				r.label(j.group), status, code, msg, permissionHint(status, "GroupMember.Read.All"))
+		}
+	}
+	return next, wait, nil
+}
+
+func (s *Source) retryMin() time.Duration { return 500 * time.Millisecond }
+
+func (r *memberReader) requestInfo(ctx context.Context, j job) (*abs.RequestInformation, error) {
+	members := r.s.client.Groups().ByGroupId(j.group).Members()
+	if j.url != "" {
+		return members.WithUrl(j.url).ToGetRequestInformation(ctx, nil)
+	}
+	return members.ToGetRequestInformation(ctx, &groups.ItemMembersRequestBuilderGetRequestConfiguration{
+		QueryParameters: &groups.ItemMembersRequestBuilderGetQueryParameters{
+			Select: r.s.memberSelect(), Top: ptr(int32(r.s.cfg.PageSize)),
+		},
+	})
+}
+
+// add records a page of members and returns the jobs it leads to: the
+// next page, and the first page of each subgroup not read yet.
+func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponseable) []job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.groups[j.group]
+	if g == nil {
+		return nil // vanished meanwhile
+	}
+	var next []job
+	for _, o := range page.GetValue() {
+		id := deref(o.GetId())
+		switch m := o.(type) {
+		case models.Userable:
+			g.Users = append(g.Users, id)
+			if _, seen := r.users[id]; !seen {
+				r.users[id] = r.user(m)
+			}
+		case models.Groupable:
+			g.Groups = append(g.Groups, id)
+			if r.groups[id] == nil {
+				l := r.subgroup(id, deref(m.GetDisplayName()))
+				r.groups[id] = &gsync.Group{ID: id, Name: l.name, NotSynced: l.notSynced}
+			}
+			if !r.requested[id] {
+				next = append(next, r.start(id))
+			}
+		default:
+			kind := strings.TrimPrefix(deref(o.GetOdataType()), "#microsoft.graph.")
+			if kind == "" {
+				kind = "directoryObject"
+			}
+			if r.others[j.group] == nil {
+				r.others[j.group] = map[string]int{}
+			}
+			r.others[j.group][kind]++
+		}
+	}
+	if link := page.GetOdataNextLink(); link != nil && *link != "" {
+		next = append(next, job{group: j.group, url: *link})
+	}
+	return next
+}
+
+// subgroup describes a nested group found while reading members.
+func (r *memberReader) subgroup(id, name string) listed {
+	if l, ok := r.known[id]; ok {
+		return l
+	}
+	why := "created after the group list was read; it is synced from the next run"
+	if r.s.cfg.Groups.Filter != "" {
+		why = "outside source.msgraph.groups.filter; read only for the members it gives the groups that contain it"
+	}
+	return listed{id: id, name: name, notSynced: why}
+}
+
+func (r *memberReader) user(u models.Userable) *gsync.User {
+	out := &gsync.User{
+		ID:    deref(u.GetId()),
+		UPN:   deref(u.GetUserPrincipalName()),
+		Mail:  deref(u.GetMail()),
+		Guest: strings.EqualFold(deref(u.GetUserType()), "Guest"),
+	}
+	if enabled := u.GetAccountEnabled(); enabled != nil {
+		out.Disabled = !*enabled
+	} else {
+		r.noEnabled++
+	}
+	if len(r.s.userAttrs) > 0 {
+		out.Attributes = map[string]string{}
+		for _, a := range r.s.userAttrs {
+			if v := userAttribute(u, a); v != "" {
+				out.Attributes[a] = v
+			}
+		}
+	}
+	return out
+}
+
+// userAttribute reads a user property by its Graph name: the SDK's typed
+// fields for the common ones, additional data for the rest (extension
+// attributes such as extension_<appid>_employeeNumber).
+func userAttribute(u models.Userable, name string) string {
+	switch name {
+	case "id":
+		return deref(u.GetId())
+	case "displayName":
+		return deref(u.GetDisplayName())
+	case "userPrincipalName":
+		return deref(u.GetUserPrincipalName())
+	case "mail":
+		return deref(u.GetMail())
+	case "mailNickname":
+		return deref(u.GetMailNickname())
+	case "employeeId":
+		return deref(u.GetEmployeeId())
+	case "onPremisesSamAccountName":
+		return deref(u.GetOnPremisesSamAccountName())
+	case "onPremisesUserPrincipalName":
+		return deref(u.GetOnPremisesUserPrincipalName())
+	case "onPremisesImmutableId":
+		return deref(u.GetOnPremisesImmutableId())
+	case "givenName":
+		return deref(u.GetGivenName())
+	case "surname":
+		return deref(u.GetSurname())
+	}
+	switch v := u.GetAdditionalData()[name].(type) {
+	case string:
+		return v
+	case *string:
+		return deref(v)
+	}
+	return ""
+}
+
+func (r *memberReader) vanish(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.groups[id]
+	if g == nil {
+		return
+	}
+	delete(r.groups, id)
+	r.s.log.Warn("group vanished while its members were read; leaving it out of this run", zap.String("group_id", id), zap.String("group", g.Name))
+	r.skips = append(r.skips, gsync.Skip{Kind: "group", ID: id, Name: g.Name, Reason: gsync.ReasonGroupVanished,
+		Detail: "deleted in Entra ID after the group list was read (Graph answered 404 for its members); left out of this run"})
+}
+
+func (r *memberReader) label(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.groups[id]; g != nil && g.Name != "" {
+		return fmt.Sprintf("%q (%s)", g.Name, id)
+	}
+	return id
+}
+
+func (r *memberReader) snapshot() *gsync.Snapshot {
+	s := &gsync.Snapshot{Skipped: r.skips}
+	for _, g := range r.groups {
+		s.Groups = append(s.Groups, *g)
+	}
+	sort.Slice(s.Groups, func(i, j int) bool { return s.Groups[i].ID < s.Groups[j].ID })
+	for _, u := range r.users {
+		s.Users = append(s.Users, *u)
+	}
+	sort.Slice(s.Users, func(i, j int) bool { return s.Users[i].ID < s.Users[j].ID })
+	for gid, kinds := range r.others {
+		g := r.groups[gid]
+		if g == nil {
+			continue
+		}
+		var parts []string
+		for k, n := range kinds {
+			parts = append(parts, fmt.Sprintf("%d %s", n, k))
+		}
+		slices.Sort(parts)
+		s.Skipped = append(s.Skipped, gsync.Skip{Kind: "member", ID: gid, Name: g.Name, Reason: gsync.ReasonNotUserOrGroup,
+			Detail: "members that are neither users nor groups: " + strings.Join(parts, ", ")})
+	}
+	if r.noEnabled > 0 {
+		r.s.log.Warn("users came back without accountEnabled or userType: the app cannot read user properties (grant User.Read.All), so mapping.user.skip_disabled and skip_guests cannot apply to them",
+			zap.Int("users", r.noEnabled))
+	}
+	return s
+}
+
+// retryAfterMap reads Retry-After from a batch item's headers.
+func retryAfterMap(h map[string]string) (time.Duration, bool) {
+	hh := http.Header{}
+	for k, v := range h {
+		hh.Set(k, v)
+	}
+	return retryAfter(hh, time.Now())
+}
+
+// itemError reads Graph's error from a batch item body.
+func itemError(body map[string]any) (code, message string) {
+	e, _ := body["error"].(map[string]any)
+	str := func(v any) string {
+		switch s := v.(type) {
+		case string:
+			return s
+		case *string:
+			return deref(s)
+		}
+		return ""
+	}
+	return str(e["code"]), str(e["message"])
+}
+
+// describe turns an SDK error into one that says what to do.
+func describe(err error, permission string) error {
+	var od *odataerrors.ODataError
+	if errors.As(err, &od) {
+		code, msg := "", ""
+		if e := od.GetErrorEscaped(); e != nil {
+			code, msg = deref(e.GetCode()), deref(e.GetMessage())
+		}
+		status := od.ResponseStatusCode
+		return fmt.Errorf("HTTP %d %s: %s%s", status, code, msg, permissionHint(status, permission))
+	}
+	return err
+}
+
+func permissionHint(status int, permission string) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return " (the token was rejected: check source.msgraph.tenant_id, client_id and the credential)"
+	case http.StatusForbidden:
+		return fmt.Sprintf(" (grant the app the application permission %s, with admin consent)", permission)
+	}
+	return ""
+}

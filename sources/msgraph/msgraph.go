@@ -1,0 +1,256 @@
+// Package msgraph is the Microsoft Entra ID source: it reads groups and
+// their direct members through Microsoft Graph (msgraph-sdk-go, azidentity)
+// and returns a complete snapshot or an error, never part of one.
+//
+// Groups are listed once with only the properties groupsync needs, in
+// pages of up to 999; members are read with JSON $batch, 20 groups a
+// request, a few requests in flight, every page followed. Throttled and
+// failed requests and batch items are retried (Retry-After, backoff with
+// jitter) up to a cap; beyond it the whole snapshot fails, so the engine
+// never plans deletes from a partial read.
+//
+// This is the only package that imports the Graph SDK: it is large and slow
+// to compile.
+package msgraph
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	auth "github.com/microsoft/kiota-authentication-azure-go"
+	khttp "github.com/microsoft/kiota-http-go"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	abs "github.com/microsoft/kiota-abstractions-go"
+	"go.uber.org/zap"
+
+	"github.com/groupsync/groupsync/config"
+	gsync "github.com/groupsync/groupsync/sync"
+)
+
+// Source reads an Entra ID tenant.
+type Source struct {
+	cfg       config.MSGraph
+	client    *msgraphsdk.GraphServiceClient
+	adapter   *msgraphsdk.GraphRequestAdapter
+	cred      azcore.TokenCredential
+	scope     string
+	baseURL   string
+	log       *zap.Logger
+	userAttrs []string
+	stats     *Stats
+}
+
+// Option adjusts a Source.
+type Option func(*options)
+
+type options struct {
+	cred      azcore.TokenCredential
+	transport http.RoundTripper
+	tokenTr   policy.Transporter
+	log       *zap.Logger
+	userAttrs []string
+}
+
+// WithCredential replaces the credential that the config describes.
+func WithCredential(c azcore.TokenCredential) Option { return func(o *options) { o.cred = c } }
+
+// WithTransport sets the HTTP transport under Graph requests (and, when it
+// is an *http.Client's transport too, token requests: see WithTokenTransport).
+func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
+
+// WithTokenTransport carries azidentity's requests to the login authority.
+func WithTokenTransport(t policy.Transporter) Option { return func(o *options) { o.tokenTr = t } }
+
+// WithLogger logs warnings (vanished groups, retries) to l.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithUserAttributes asks Graph for these user properties too, for a
+// mapping keyed on attribute:<name>.
+func WithUserAttributes(names ...string) Option {
+	return func(o *options) { o.userAttrs = append(o.userAttrs, names...) }
+}
+
+// New builds a source. It does not contact Graph or the authority yet.
+func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = zap.NewNop()
+	}
+	baseURL, scope, _ := endpoints(cfg)
+	cred := o.cred
+	if cred == nil {
+		var err error
+		if cred, err = credential(cfg, o.tokenTr); err != nil {
+			return nil, err
+		}
+	}
+	base := o.transport
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = cfg.MaxParallelRequests * 2
+		t.ForceAttemptHTTP2 = true
+		base = t
+	}
+	stats := &Stats{}
+	rt := &retryTransport{base: base, maxRetries: cfg.MaxRetries, maxWait: time.Duration(cfg.MaxRetryWait),
+		minWait: 500 * time.Millisecond, timeout: time.Duration(cfg.RequestTimeout), stats: stats}
+
+	host := hostOf(baseURL)
+	authProvider, err := auth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{scope}, []string{host})
+	if err != nil {
+		return nil, fmt.Errorf("msgraph: authentication provider: %w", err)
+	}
+	// Graph's middlewares minus kiota's retry handler: retryTransport retries.
+	var mws []khttp.Middleware
+	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(&msgraphcore.GraphClientOptions{}) {
+		if _, isRetry := m.(*khttp.RetryHandler); !isRetry {
+			mws = append(mws, m)
+		}
+	}
+	httpClient := &http.Client{
+		Transport:     khttp.NewCustomTransportWithParentTransport(rt, mws...),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(authProvider, nil, nil, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("msgraph: request adapter: %w", err)
+	}
+	adapter.SetBaseUrl(baseURL)
+	return &Source{
+		cfg: cfg, client: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, cred: cred,
+		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats,
+	}, nil
+}
+
+func hostOf(baseURL string) string {
+	h := strings.TrimPrefix(strings.TrimPrefix(baseURL, "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return h
+}
+
+// Stats returns the request counters (shared, live).
+func (s *Source) Stats() *Stats { return s.stats }
+
+// groupSelect is every group property groupsync uses.
+var groupSelect = []string{"id", "displayName", "groupTypes", "securityEnabled", "mailEnabled", "isAssignableToRole"}
+
+// memberSelect is every member property groupsync uses; Graph returns the
+// ones that exist on each member's type.
+func (s *Source) memberSelect() []string {
+	sel := []string{"id", "displayName", "userPrincipalName", "mail", "accountEnabled", "userType"}
+	for _, a := range s.userAttrs {
+		if !slices.Contains(sel, a) {
+			sel = append(sel, a)
+		}
+	}
+	return sel
+}
+
+// advancedQuery matches $filter operators that Graph serves only as
+// "advanced queries", with ConsistencyLevel: eventual and $count=true.
+var advancedQuery = regexp.MustCompile(`(?i)(\bne\b|\bnot\b|endswith\(|\$search)`)
+
+// listed is a group as listed, before members are read.
+type listed struct {
+	id, name  string
+	notSynced string // why the source keeps it only for nesting, or ""
+}
+
+// Snapshot reads the tenant.
+func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
+	start := time.Now()
+	groupsList, err := s.listGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := newMemberReader(s)
+	snap, err := r.read(ctx, groupsList)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("Graph read",
+		zap.Int("groups", len(snap.Groups)), zap.Int("users", len(snap.Users)),
+		zap.Int64("requests", s.stats.Requests.Load()), zap.Int64("batch_items", s.stats.BatchItems.Load()),
+		zap.Int64("retries", s.stats.Retries.Load()), zap.Int64("throttled", s.stats.Throttled.Load()),
+		zap.Duration("took", time.Since(start)))
+	return snap, nil
+}
+
+// listGroups lists every group that the Graph $filter lets through, and
+// decides which of them are synced.
+func (s *Source) listGroups(ctx context.Context) ([]listed, error) {
+	q := &groups.GroupsRequestBuilderGetQueryParameters{Select: groupSelect, Top: ptr(int32(s.cfg.PageSize))}
+	conf := &groups.GroupsRequestBuilderGetRequestConfiguration{QueryParameters: q}
+	if f := s.cfg.Groups.Filter; f != "" {
+		q.Filter = &f
+		if advancedQuery.MatchString(f) {
+			q.Count = ptr(true)
+			conf.Headers = abs.NewRequestHeaders()
+			conf.Headers.Add("ConsistencyLevel", "eventual")
+		}
+	}
+	var out []listed
+	page, err := s.client.Groups().Get(ctx, conf)
+	for {
+		if err != nil {
+			return nil, fmt.Errorf("msgraph: list groups: %w", describe(err, "GroupMember.Read.All"))
+		}
+		for _, g := range page.GetValue() {
+			out = append(out, s.classify(g))
+		}
+		next := page.GetOdataNextLink()
+		if next == nil || *next == "" {
+			break
+		}
+		// nextLink keeps the query; the header must be sent again.
+		page, err = s.client.Groups().WithUrl(*next).Get(ctx, &groups.GroupsRequestBuilderGetRequestConfiguration{Headers: conf.Headers})
+	}
+	return out, nil
+}
+
+// classify applies the source's group-kind settings.
+func (s *Source) classify(g models.Groupable) listed {
+	l := listed{id: deref(g.GetId()), name: deref(g.GetDisplayName())}
+	types := g.GetGroupTypes()
+	security, mail := deref(g.GetSecurityEnabled()), deref(g.GetMailEnabled())
+	unified := slices.Contains(types, "Unified")
+	c := s.cfg.Groups
+	switch {
+	case c.SecurityEnabledOnly && !security:
+		l.notSynced = "not security-enabled (source.msgraph.groups.security_enabled_only)"
+	case mail && !security && !unified && !c.IncludeDistribution:
+		l.notSynced = "distribution list (set source.msgraph.groups.include_distribution to sync it)"
+	case c.SkipDynamic && slices.Contains(types, "DynamicMembership"):
+		l.notSynced = "dynamic membership (source.msgraph.groups.skip_dynamic)"
+	case c.SkipRoleAssignable && deref(g.GetIsAssignableToRole()):
+		l.notSynced = "role-assignable (source.msgraph.groups.skip_role_assignable)"
+	}
+	return l
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
