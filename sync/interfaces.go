@@ -44,3 +44,17 @@ type TupleError struct {
 	Tuple Tuple  `json:"tuple"`
 	Error string `json:"error"`
 }
+
+// Checker is a source or sink that can test its settings, credentials and
+// permissions without reading everything (groupsync check).
+type Checker interface {
+	Check(ctx context.Context) []CheckResult
+}
+
+// CheckResult is one finding of a check. Err nil and Warning empty is a pass.
+type CheckResult struct {
+	What    string // what was checked, e.g. "token for https://graph.microsoft.com/.default"
+	Err     error  // why it failed, and what to do
+	Warning string // passed, but something will not work as configured
+	Note    string // detail on a pass
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/sinks/openfga"
 	"github.com/groupsync/groupsync/sources/file"
+	"github.com/groupsync/groupsync/sources/msgraph"
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
@@ -89,7 +90,7 @@ Exit codes: 0 in sync or applied, 1 error, 2 changes pending (plan),
 	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), json, console")
 
-	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newVersionCmd(o))
+	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newVersionCmd(o))
 	return root
 }
 
@@ -183,18 +184,26 @@ func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger) (*gsync
 	if err != nil {
 		return nil, err
 	}
-	var src gsync.Source
-	switch cfg.Source.Type {
-	case "file":
-		src = file.New(cfg.Source.File.Path)
-	default:
-		return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
+	src, err := newSource(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	sink, err := openfga.New(ctx, cfg.OpenFGA)
 	if err != nil {
 		return nil, err
 	}
 	return &gsync.Engine{Source: src, Sink: sink, Mapper: mapper, Log: log}, nil
+}
+
+// newSource builds the configured source.
+func newSource(cfg *config.Config, log *zap.Logger) (gsync.Source, error) {
+	switch cfg.Source.Type {
+	case "file":
+		return file.New(cfg.Source.File.Path), nil
+	case "msgraph":
+		return msgraph.New(cfg.Source.MSGraph, msgraph.WithLogger(log), msgraph.WithMapping(cfg.Mapping))
+	}
+	return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
 }
 
 func (o *options) logger() (*zap.Logger, error) {

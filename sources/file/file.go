@@ -144,3 +144,15 @@ func (t *Tenant) Snapshot() *gsync.Snapshot {
 	}
 	return s
 }
+
+// Check reads and validates the file.
+func (s *Source) Check(ctx context.Context) []gsync.CheckResult {
+	r := gsync.CheckResult{What: "file source " + s.Path}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		r.Err = err
+	} else {
+		r.Note = fmt.Sprintf("%d groups, %d users", len(snap.Groups), len(snap.Users))
+	}
+	return []gsync.CheckResult{r}
+}

@@ -41,11 +41,14 @@ func credential(cfg config.MSGraph, transport policy.Transporter) (azcore.TokenC
 		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: authority},
 		Transport: transport,
 	}
+	// With an overridden authority, instance discovery would still ask the
+	// public cloud about it: skip it, as air-gapped and proxied setups need.
+	noDiscovery := cfg.AuthorityHost != ""
 	const p = "source.msgraph."
 	switch cfg.Auth {
 	case "client_secret":
 		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret.Reveal(),
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: noDiscovery})
 		return c, wrap(p+"client_secret", err)
 	case "client_certificate":
 		data, err := os.ReadFile(cfg.CertificateFile)
@@ -62,11 +65,12 @@ func credential(cfg config.MSGraph, transport policy.Transporter) (azcore.TokenC
 			return nil, fmt.Errorf("%scertificate_file %s: cannot read a certificate and private key (PEM or PFX; is certificate_password right?): %v", p, cfg.CertificateFile, err)
 		}
 		c, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, SendCertificateChain: cfg.SendCertificateChain})
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, SendCertificateChain: cfg.SendCertificateChain, DisableInstanceDiscovery: noDiscovery})
 		return c, wrap(p+"certificate_file", err)
 	case "workload_identity":
 		c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 			ClientOptions: opts, ClientID: cfg.ClientID, TenantID: cfg.TenantID, TokenFilePath: cfg.FederatedTokenFile,
+			DisableInstanceDiscovery: noDiscovery,
 		})
 		return c, wrap(p+"auth workload_identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)", err)
 	case "managed_identity":
@@ -77,7 +81,7 @@ func credential(cfg config.MSGraph, transport policy.Transporter) (azcore.TokenC
 		c, err := azidentity.NewManagedIdentityCredential(o)
 		return c, wrap(p+"auth managed_identity", err)
 	case "default":
-		c, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts, TenantID: cfg.TenantID})
+		c, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts, TenantID: cfg.TenantID, DisableInstanceDiscovery: noDiscovery})
 		return c, wrap(p+"auth default", err)
 	case "token":
 		return staticToken(cfg.Token.Reveal()), nil

@@ -25,13 +25,13 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	abs "github.com/microsoft/kiota-abstractions-go"
 	auth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
-	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
-	abs "github.com/microsoft/kiota-abstractions-go"
 	"go.uber.org/zap"
 
 	"github.com/groupsync/groupsync/config"
@@ -49,6 +49,8 @@ type Source struct {
 	log       *zap.Logger
 	userAttrs []string
 	stats     *Stats
+
+	needUsers, wantUserState bool
 }
 
 // Option adjusts a Source.
@@ -60,6 +62,9 @@ type options struct {
 	tokenTr   policy.Transporter
 	log       *zap.Logger
 	userAttrs []string
+	// needUsers: the mapping keys users on a property, so the app needs
+	// User.Read.All; wantUserState: skip_disabled/skip_guests want it.
+	needUsers, wantUserState bool
 }
 
 // WithCredential replaces the credential that the config describes.
@@ -133,6 +138,7 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 	return &Source{
 		cfg: cfg, client: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, cred: cred,
 		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats,
+		needUsers: o.needUsers, wantUserState: o.wantUserState,
 	}, nil
 }
 
