@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/groupsync/groupsync/sinks/openfga/fgatest"
+	"github.com/groupsync/groupsync/sources/msgraph/graphtest"
 )
 
 // cli runs groupsync with args and returns its exit code and output.
@@ -158,5 +160,82 @@ func TestModelAndVersion(t *testing.T) {
 	code, out, _ = cli(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "groupsync ") {
 		t.Fatalf("version: %d %s", code, out)
+	}
+}
+
+// graphConfig writes a config reading tenant from a graphtest server into
+// srv's store.
+func graphConfig(t *testing.T, graph *graphtest.Server, srv *fgatest.Server, storeID string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`source:
+  type: msgraph
+  msgraph:
+    auth: token
+    graph_endpoint: %s
+openfga:
+  api_url: %s
+  store_id: %s
+mapping:
+  group:
+    key: id
+  nesting: userset
+`, graph.URL, srv.URL, storeID)
+	p := filepath.Join(t.TempDir(), "groupsync.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_TOKEN", graph.Token())
+	return p
+}
+
+// The issue's end-to-end run: a full plan from a generated 10,000-user
+// Entra tenant to a real OpenFGA.
+func TestPlanFromGraphTenant(t *testing.T) {
+	tenant := graphtest.Generate(graphtest.GenOptions{Seed: 1, Users: 10000, Groups: 1000, MaxDepth: 3, Cycles: 2,
+		MembersPerGroup: 20, GuestFraction: 0.05, DisabledFraction: 0.03, Devices: 200, ServicePrincipals: 20, DuplicateNames: 10})
+	graph := graphtest.New(t, tenant)
+	srv := fgatest.New(t)
+	storeID, _ := srv.CreateStore(t, "graph", fgatest.GroupModel)
+	cfg := graphConfig(t, graph, srv, storeID)
+
+	code, out, errOut := cli(t, "plan", "-c", cfg, "-o", "json", "--log-level=warn")
+	if code != 2 {
+		t.Fatalf("plan exit %d: %s", code, errOut)
+	}
+	var doc struct {
+		Summary struct {
+			SourceGroups  int `json:"source_groups"`
+			SourceUsers   int `json:"source_users"`
+			ManagedGroups int `json:"managed_groups"`
+			ToAdd         int `json:"to_add"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	s := doc.Summary
+	if s.SourceGroups < 900 || s.SourceUsers < 9000 || s.ManagedGroups < 800 || s.ToAdd < 10000 {
+		t.Fatalf("summary %+v", s)
+	}
+	st := graph.Stats()
+	// Member reads go 20 to a $batch (19 with the SDK's limit check).
+	if st.BatchPosts == 0 || st.BatchItems < int64(s.ManagedGroups) || st.BatchPosts > st.BatchItems/19+20 {
+		t.Fatalf("graph requests %+v", st)
+	}
+	t.Logf("plan: %+v; graph: %d requests (%d batches of %d items)", s, st.Requests, st.BatchPosts, st.BatchItems)
+
+	code, out, _ = cli(t, "check", "-c", cfg)
+	if code != 0 || !strings.Contains(out, "ok    Graph GET /groups") || !strings.Contains(out, "ok    model accepts") {
+		t.Fatalf("check exit %d:\n%s", code, out)
+	}
+}
+
+func TestCheckFailsOnAModelThatDoesNotFit(t *testing.T) {
+	srv := fgatest.New(t)
+	cfg := exampleConfig(t, srv, "")
+	srv.CreateStore(t, "groupsync-quickstart", "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define member: [user]\n")
+	code, out, _ := cli(t, "check", "-c", cfg)
+	if code != 1 || !strings.Contains(out, "ok    file source") || !strings.Contains(out, "FAIL  model accepts") || !strings.Contains(out, "group#member") {
+		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
