@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,5 +238,35 @@ func TestCheckFailsOnAModelThatDoesNotFit(t *testing.T) {
 	code, out, _ := cli(t, "check", "-c", cfg)
 	if code != 1 || !strings.Contains(out, "ok    file source") || !strings.Contains(out, "FAIL  model accepts") || !strings.Contains(out, "group#member") {
 		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// A Graph page that keeps failing aborts the run before anything is
+// deleted, even when the store holds tuples that a partial read would drop.
+func TestFailedGraphPageDeletesNothing(t *testing.T) {
+	tenant := graphtest.Generate(graphtest.GenOptions{Seed: 2, Users: 300, Groups: 60, MaxDepth: 2})
+	graph := graphtest.New(t, tenant)
+	srv := fgatest.New(t)
+	storeID, _ := srv.CreateStore(t, "graph", fgatest.GroupModel)
+	cfg := graphConfig(t, graph, srv, storeID)
+	if code, _, errOut := cli(t, "apply", "-c", cfg, "--log-level=warn"); code != 0 {
+		t.Fatalf("first apply: %s", errOut)
+	}
+	before := srv.Tuples(t, storeID)
+
+	victim := tenant.Groups[len(tenant.Groups)/2].ID
+	graph.SetFaultFunc(func(r *http.Request) *graphtest.Fault {
+		if strings.Contains(r.URL.Path, victim+"/members") {
+			return graphtest.StatusFault(http.StatusServiceUnavailable)
+		}
+		return nil
+	})
+	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_MAX_RETRIES", "1")
+	code, _, errOut := cli(t, "apply", "-c", cfg, "--log-level=warn")
+	if code != 1 || !strings.Contains(errOut, "read source") || !strings.Contains(errOut, victim) {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if after := srv.Tuples(t, storeID); len(after) != len(before) {
+		t.Fatalf("store changed after a failed read: %d → %d tuples", len(before), len(after))
 	}
 }
