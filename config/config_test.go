@@ -186,3 +186,43 @@ func TestLoadResolvesSourcePathAgainstTheFile(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+func TestExamplesValidate(t *testing.T) {
+	env := envOf(map[string]string{"GROUPSYNC_SOURCE_MSGRAPH_CLIENT_SECRET": "x", "GROUPSYNC_OPENFGA_AUTH_API_TOKEN": "y"})
+	for _, f := range []string{"groupsync.yaml", "entra.yaml"} {
+		data, err := os.ReadFile(filepath.Join("..", "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(data, env); err != nil {
+			t.Errorf("examples/%s: %v", f, err)
+		}
+	}
+}
+
+func TestGraphSettingsAreValidated(t *testing.T) {
+	cases := []struct{ msgraph, field string }{
+		{`{auth: client_secret}`, "source.msgraph.tenant_id"},
+		{`{auth: client_secret, tenant_id: not-a-tenant, client_id: c, client_secret: s}`, "source.msgraph.tenant_id"},
+		{`{auth: client_secret, tenant_id: contoso.onmicrosoft.com}`, "source.msgraph.client_id"},
+		{`{auth: client_secret, tenant_id: contoso.onmicrosoft.com, client_id: c}`, "source.msgraph.client_secret"},
+		{`{auth: client_certificate, tenant_id: contoso.onmicrosoft.com, client_id: c}`, "source.msgraph.certificate_file"},
+		{`{auth: token}`, "source.msgraph.token"},
+		{`{auth: password}`, "source.msgraph.auth"},
+		{`{auth: workload_identity, cloud: mars}`, "source.msgraph.cloud"},
+		{`{auth: workload_identity, graph_endpoint: "http://graph.example"}`, "source.msgraph.graph_endpoint"},
+		{`{auth: workload_identity, authority_host: "ftp://x"}`, "source.msgraph.authority_host"},
+		{`{auth: workload_identity, page_size: 1000}`, "source.msgraph.page_size"},
+		{`{auth: workload_identity, groups: {security_enabled_only: true, include_distribution: true}}`, "source.msgraph.groups.include_distribution"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(doc("{type: msgraph, msgraph: "+tc.msgraph+"}", "", "")), noEnv)
+		if err == nil || !strings.Contains(err.Error(), tc.field+": ") {
+			t.Errorf("%s: want an error naming %s, got %v", tc.msgraph, tc.field, err)
+		}
+	}
+	ok := `{auth: workload_identity, graph_endpoint: "http://127.0.0.1:9999"}`
+	if _, err := Parse([]byte(doc("{type: msgraph, msgraph: "+ok+"}", "", "")), noEnv); err != nil {
+		t.Errorf("loopback http: %v", err)
+	}
+}
