@@ -21,13 +21,17 @@ type Config struct {
 	Source  Source  `yaml:"source"`
 	OpenFGA OpenFGA `yaml:"openfga"`
 	Mapping Mapping `yaml:"mapping"`
+	Sync    Sync    `yaml:"sync"`
+	Daemon  Daemon  `yaml:"daemon"`
 }
 
 // Source selects and configures the identity provider to read.
 type Source struct {
-	Type    string     `yaml:"type"` // "file" or "msgraph"
-	File    FileSource `yaml:"file"`
-	MSGraph MSGraph    `yaml:"msgraph"`
+	Type      string     `yaml:"type"` // "file", "msgraph", "ldap" or "authentik"
+	File      FileSource `yaml:"file"`
+	MSGraph   MSGraph    `yaml:"msgraph"`
+	LDAP      LDAP       `yaml:"ldap"`
+	Authentik Authentik  `yaml:"authentik"`
 }
 
 // MSGraph reads Microsoft Entra ID through Microsoft Graph.
@@ -239,6 +243,8 @@ func Default() Config {
 				MaxRetryWait:        Duration(5 * time.Minute),
 				RequestTimeout:      Duration(100 * time.Second),
 			},
+			LDAP:      defaultLDAP(),
+			Authentik: defaultAuthentik(),
 		},
 		OpenFGA: OpenFGA{
 			Auth:              Auth{Method: "none"},
@@ -258,6 +264,8 @@ func Default() Config {
 			Nesting:    "flatten",
 			Filters:    Filters{DefaultExcludes: true},
 		},
+		Sync:   defaultSync(),
+		Daemon: defaultDaemon(),
 	}
 }
 
@@ -272,6 +280,8 @@ func (c *Config) resolveSecretFiles() error {
 		{"openfga.auth.client_secret_file", a.ClientSecretFile, &a.ClientSecret},
 		{"source.msgraph.client_secret_file", g.ClientSecretFile, &g.ClientSecret},
 		{"source.msgraph.token_file", g.TokenFile, &g.Token},
+		{"source.ldap.bind_password_file", c.Source.LDAP.BindPasswordFile, &c.Source.LDAP.BindPassword},
+		{"source.authentik.token_file", c.Source.Authentik.TokenFile, &c.Source.Authentik.Token},
 	} {
 		if s.file == "" {
 			continue

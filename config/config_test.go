@@ -84,7 +84,7 @@ func TestEveryErrorNamesItsField(t *testing.T) {
 		{doc("", "", `{filters: {include: [{name: a, glob: b}]}}`), "mapping.filters.include[0]"},
 		{doc("", "", `{filters: {exclude: [{glob: "*"}, {regex: "("}]}}`), "mapping.filters.exclude[1]"},
 		{doc("", "", `{filters: {exclude: [{glob: "["}]}}`), "mapping.filters.exclude[0]"},
-		{doc(`{type: ldap}`, "", ""), "source.type"},
+		{doc(`{type: kerberos}`, "", ""), "source.type"},
 		{doc(`{type: file}`, "", ""), "source.file.path"},
 	}
 	if _, err := Parse([]byte(doc("", "", "")), noEnv); err != nil {

@@ -43,7 +43,7 @@ func walkFields(v reflect.Value, prefix string, fn func(field string, v reflect.
 		switch f.Kind() {
 		case reflect.Struct:
 			walkFields(f, name, fn)
-		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64:
+		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
 			fn(name, f)
 		}
 	}
@@ -74,6 +74,13 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 				return
 			}
 			f.SetBool(b)
+		case f.Kind() == reflect.Float64:
+			x, perr := strconv.ParseFloat(raw, 64)
+			if perr != nil {
+				err = fieldError(field, "%s=%q is not a number", name, raw)
+				return
+			}
+			f.SetFloat(x)
 		case f.Kind() == reflect.Int:
 			n, perr := strconv.Atoi(raw)
 			if perr != nil {

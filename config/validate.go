@@ -45,8 +45,12 @@ func (c *Config) Validate() error {
 		}
 	case "msgraph":
 		c.Source.MSGraph.validate(add)
+	case "ldap":
+		c.Source.LDAP.validate(add)
+	case "authentik":
+		c.Source.Authentik.validate(add)
 	default:
-		add("source.type", "%q is not a source groupsync knows; use file or msgraph", c.Source.Type)
+		add("source.type", "%q is not a source groupsync knows; use file, msgraph, ldap or authentik", c.Source.Type)
 	}
 
 	o := c.OpenFGA
@@ -138,6 +142,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.Sync.validate(add)
+	c.Daemon.validate(add)
 	return errors.Join(errs...)
 }
 

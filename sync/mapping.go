@@ -439,3 +439,22 @@ type %[2]s
     define %[3]s: [%[1]s, %[2]s#%[3]s]
 `, m.cfg.User.Type, m.cfg.ObjectType, m.cfg.Relation)
 }
+
+// dropObjects removes groups (and their desired tuples) from the desired
+// state, recording each as skipped with reason and its detail.
+func (d *Desired) dropObjects(details map[string]string, reason string) {
+	if len(details) == 0 {
+		return
+	}
+	d.Groups = slices.DeleteFunc(d.Groups, func(g ManagedGroup) bool {
+		detail, drop := details[g.Object]
+		if drop {
+			d.Skipped = append(d.Skipped, Skip{Kind: "group", ID: g.ID, Name: g.Name, Reason: reason, Detail: detail})
+		}
+		return drop
+	})
+	d.Tuples = slices.DeleteFunc(d.Tuples, func(t Tuple) bool { _, drop := details[t.Object]; return drop })
+	slices.SortFunc(d.Skipped, func(a, b Skip) int {
+		return cmpStrings(a.Kind, b.Kind, a.Reason, b.Reason, a.ID, b.ID, a.Detail, b.Detail)
+	})
+}

@@ -12,6 +12,15 @@ type Plan struct {
 	Adds     []Tuple // sorted
 	Deletes  []Tuple // sorted
 	Withheld []Withheld
+
+	// Ownership: the objects this run starts and stops managing (owned
+	// mode). Claims are written before any add, releases after the
+	// object's deletes succeeded, so a run that dies halfway leaves a
+	// registry the next run can continue from.
+	Claims   []string
+	Releases []string
+	// Guard is set when a guard stops the run; nothing is written then.
+	Guard *GuardTrip
 }
 
 // Withheld is a change the engine decided not to make, and why.

@@ -15,14 +15,25 @@ const ReportFormatVersion = 1
 // Report is one run's outcome, the same structure for plan and apply,
 // rendered as text, JSON or Markdown.
 type Report struct {
-	FormatVersion int           `json:"format_version"`
-	Command       string        `json:"command"` // "plan" or "apply"
-	Scope         ReportScope   `json:"scope"`
-	Summary       Summary       `json:"summary"`
-	Changes       []GroupChange `json:"changes"`
-	Withheld      []Withheld    `json:"withheld"`
-	Skipped       []Skip        `json:"skipped"`
-	Result        *ApplyResult  `json:"result,omitempty"` // apply only
+	FormatVersion int             `json:"format_version"`
+	Command       string          `json:"command"` // "plan" or "apply"
+	Scope         ReportScope     `json:"scope"`
+	Summary       Summary         `json:"summary"`
+	Changes       []GroupChange   `json:"changes"`
+	Withheld      []Withheld      `json:"withheld"`
+	Skipped       []Skip          `json:"skipped"`
+	Ownership     ReportOwnership `json:"ownership"`
+	Guard         *GuardTrip      `json:"guard,omitempty"`  // a guard stopped (apply) or would stop (plan) the run
+	Result        *ApplyResult    `json:"result,omitempty"` // apply only
+}
+
+// ReportOwnership is how the run was bounded and what it claimed or released.
+type ReportOwnership struct {
+	Mode     string   `json:"mode"`   // owned | authoritative | target-driven
+	Policy   string   `json:"policy"` // sync | add-only
+	Instance string   `json:"instance,omitempty"`
+	Claims   []string `json:"claims"`
+	Releases []string `json:"releases"`
 }
 
 // ReportScope is the managed scope, for the reader.
@@ -64,6 +75,8 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 		Changes:       groupChanges(p),
 		Withheld:      nonNil(p.Withheld),
 		Skipped:       nonNil(p.Desired.Skipped),
+		Guard:         p.Guard,
+		Ownership:     ReportOwnership{Mode: "authoritative", Policy: "sync", Claims: nonNil(p.Claims), Releases: nonNil(p.Releases)},
 		Summary: Summary{
 			SourceGroups:   p.Desired.SourceGroups,
 			SourceUsers:    p.Desired.SourceUsers,
@@ -154,7 +167,7 @@ func (r *Report) Render(w io.Writer, format string) error {
 // listed, in human formats) rather than a problem someone should look at.
 func filtered(s Skip) bool {
 	switch s.Reason {
-	case ReasonSourceFiltered, ReasonNotIncluded, ReasonExcluded, ReasonDefaultExcluded, ReasonDisabled, ReasonGuest, ReasonNotUserOrGroup:
+	case ReasonNotInTarget, ReasonSourceFiltered, ReasonNotIncluded, ReasonExcluded, ReasonDefaultExcluded, ReasonDisabled, ReasonGuest, ReasonNotUserOrGroup:
 		return true
 	}
 	return false
@@ -192,6 +205,18 @@ func (r *Report) scopeLine() string {
 		r.Summary.SourceGroups, r.Summary.ManagedGroups, r.Summary.SourceUsers, r.Summary.DesiredTuples, r.Summary.ExistingTuples)
 }
 
+func (r *Report) ownershipLine() string {
+	o := r.Ownership
+	line := fmt.Sprintf("Ownership: %s, policy %s", o.Mode, o.Policy)
+	if o.Instance != "" {
+		line += ", instance " + o.Instance
+	}
+	if len(o.Claims)+len(o.Releases) > 0 {
+		line += fmt.Sprintf("; claims %d %s, releases %d", len(o.Claims), plural(len(o.Claims), "group", "groups"), len(o.Releases))
+	}
+	return line + "."
+}
+
 func (c GroupChange) title() string {
 	if c.GroupName == "" {
 		return c.Object + "  (not in the source)"
@@ -201,7 +226,10 @@ func (c GroupChange) title() string {
 
 func (r *Report) renderText(w io.Writer) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "groupsync %s\n%s\n\n%s\n", r.Command, r.scopeLine(), r.headline())
+	fmt.Fprintf(b, "groupsync %s\n%s\n%s\n\n%s\n", r.Command, r.scopeLine(), r.ownershipLine(), r.headline())
+	if g := r.Guard; g != nil {
+		fmt.Fprintf(b, "\nSTOPPED by guard %s: %s\n", g.Guard, g.Message)
+	}
 	for _, c := range r.Changes {
 		fmt.Fprintf(b, "\n  %s\n", c.title())
 		for _, u := range c.Add {
@@ -244,7 +272,10 @@ func (s Skip) label() string {
 
 func (r *Report) renderMarkdown(w io.Writer) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "## groupsync %s\n\n**%s**\n\n%s\n", r.Command, r.headline(), r.scopeLine())
+	fmt.Fprintf(b, "## groupsync %s\n\n**%s**\n\n%s\n%s\n", r.Command, r.headline(), r.scopeLine(), r.ownershipLine())
+	if g := r.Guard; g != nil {
+		fmt.Fprintf(b, "\n> **Stopped by guard `%s`:** %s\n", g.Guard, mdEscape(g.Message))
+	}
 	if len(r.Changes) > 0 {
 		b.WriteString("\n| Group | Change | User |\n|---|---|---|\n")
 		for _, c := range r.Changes {

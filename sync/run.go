@@ -3,18 +3,31 @@ package sync
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/groupsync/groupsync/config"
 )
 
-// Engine wires one run: source → mapping → sink read → diff → apply.
-// cmd/groupsync and the daemon call the same Run.
+// Engine wires one run: source → mapping → ownership → sink read → diff →
+// policy → guards → apply. cmd/groupsync and the daemon call the same Run.
 type Engine struct {
 	Source Source
 	Sink   Sink
 	Mapper *Mapper
-	Log    *zap.Logger // nil logs nothing
+	// Settings are the sync section of the config: policy, ownership mode,
+	// guards, lease.
+	Settings config.Sync
+	// Registry records owned groups (ownership mode "owned"); Lease keeps
+	// runs apart. Both nil turns them off.
+	Registry Registry
+	Lease    Lease
+	// Force lets this one run past the guards.
+	Force bool
+	Log   *zap.Logger // nil logs nothing
 }
 
 // ReasonAddsFailed withholds deletes after a failed add: deletes could
@@ -41,48 +54,225 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	if err := e.Sink.Verify(ctx, e.Mapper.WriteScope()); err != nil {
 		return nil, err
 	}
+	if v, ok := e.Registry.(interface{ Verify(context.Context) error }); ok {
+		if err := v.Verify(ctx); err != nil {
+			return nil, err
+		}
+	}
 	scope := e.Mapper.Scope()
+	var claims, releases []string
+	switch e.mode() {
+	case "owned":
+		if scope.Objects, claims, releases, err = e.ownedScope(ctx, desired); err != nil {
+			return nil, err
+		}
+	case "target-driven":
+		if scope.Objects, err = e.targetScope(ctx, desired); err != nil {
+			return nil, err
+		}
+	}
 	start = time.Now()
 	existing, err := e.Sink.Read(ctx, scope)
 	if err != nil {
 		return nil, fmt.Errorf("read OpenFGA: %w", err)
 	}
 	log.Debug("sink read", zap.Int("tuples", len(existing)), zap.Duration("took", time.Since(start)))
-	return Diff(desired, existing, scope), nil
+
+	p := Diff(desired, existing, scope)
+	p.Claims, p.Releases = claims, withoutHeld(releases, desired)
+	applyPolicy(p, e.Settings.Policy)
+	if !e.Force {
+		p.Guard = checkGuards(p, e.Settings.Guards, emptySnapshot(snap))
+	}
+	return p, nil
+}
+
+func (e *Engine) mode() string {
+	if e.Settings.Ownership.Mode == "" {
+		return "authoritative"
+	}
+	return e.Settings.Ownership.Mode
+}
+
+// ownedScope narrows the read to the groups this instance owns or will
+// own, drops desired groups that another instance owns, and says which
+// groups to claim and release.
+func (e *Engine) ownedScope(ctx context.Context, d *Desired) (objects, claims, releases []string, err error) {
+	if e.Registry == nil {
+		return nil, nil, nil, fmt.Errorf("ownership mode owned needs a registry")
+	}
+	owned, err := e.Registry.Owned(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read ownership records: %w", err)
+	}
+	mine := setOf(owned)
+	var unclaimed []string
+	for _, g := range d.Groups {
+		if !mine[g.Object] {
+			unclaimed = append(unclaimed, g.Object)
+		}
+	}
+	owners, err := e.Registry.Owners(ctx, unclaimed)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read ownership records: %w", err)
+	}
+	taken := map[string]string{}
+	for obj, who := range owners {
+		taken[obj] = fmt.Sprintf("managed by groupsync instance %s; this instance (%s) leaves it alone (exclude it here, or release it there)",
+			strings.Join(who, ", "), e.Registry.Instance())
+	}
+	d.dropObjects(taken, ReasonOwnedByOther)
+	wanted := map[string]bool{}
+	for _, g := range d.Groups {
+		wanted[g.Object] = true
+		objects = append(objects, g.Object)
+		if !mine[g.Object] {
+			claims = append(claims, g.Object)
+		}
+	}
+	for _, obj := range owned {
+		if !wanted[obj] {
+			objects = append(objects, obj)
+			releases = append(releases, obj)
+		}
+	}
+	slices.Sort(objects)
+	slices.Sort(claims)
+	slices.Sort(releases)
+	return slices.Compact(objects), claims, releases, nil
+}
+
+// targetScope keeps the desired groups that already have tuples in
+// OpenFGA; the others are skipped until someone creates them there.
+func (e *Engine) targetScope(ctx context.Context, d *Desired) ([]string, error) {
+	lister, ok := e.Sink.(TargetLister)
+	if !ok {
+		return nil, fmt.Errorf("ownership mode target-driven is not supported by this sink")
+	}
+	objects := make([]string, len(d.Groups))
+	for i, g := range d.Groups {
+		objects[i] = g.Object
+	}
+	exists, err := lister.Existing(ctx, objects)
+	if err != nil {
+		return nil, fmt.Errorf("read OpenFGA: %w", err)
+	}
+	missing := map[string]string{}
+	var keep []string
+	for _, obj := range objects {
+		if exists[obj] {
+			keep = append(keep, obj)
+		} else {
+			missing[obj] = "has no tuples in OpenFGA; sync.ownership.mode target-driven only syncs groups that already exist there"
+		}
+	}
+	d.dropObjects(missing, ReasonNotInTarget)
+	return keep, nil
+}
+
+// withoutHeld keeps releases that are not held: an ambiguous group's
+// tuples stay, and so does its ownership.
+func withoutHeld(objects []string, d *Desired) []string {
+	return slices.DeleteFunc(objects, func(o string) bool { return d.HeldObjects[o] })
+}
+
+func setOf(s []string) map[string]bool {
+	m := make(map[string]bool, len(s))
+	for _, v := range s {
+		m[v] = true
+	}
+	return m
 }
 
 // Run plans and, when apply is set, writes the plan. The report is returned
-// even when err is non-nil if planning got that far.
+// even when err is non-nil if planning got that far. A guard trip returns
+// a *GuardError; a busy lease ErrLeaseBusy.
 func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
+	if !apply {
+		p, err := e.Plan(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep := e.report("plan", p, nil)
+		if p.Guard != nil {
+			return rep, &GuardError{Trip: p.Guard}
+		}
+		return rep, nil
+	}
+	if e.Lease != nil && e.Settings.Lease.Enabled {
+		leased, release, err := e.Lease.Acquire(ctx, time.Duration(e.Settings.Lease.Wait))
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ctx = leased
+	}
 	p, err := e.Plan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !apply {
-		return NewReport("plan", p, nil), nil
+	if p.Guard != nil {
+		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard}
 	}
 	res, err := e.apply(ctx, p)
-	return NewReport("apply", p, &res), err
+	return e.report("apply", p, &res), err
 }
 
-// apply writes adds, then deletes; deletes only when every add succeeded.
+func (e *Engine) report(command string, p *Plan, res *ApplyResult) *Report {
+	r := NewReport(command, p, res)
+	r.Ownership = ReportOwnership{Mode: e.mode(), Policy: e.policy(), Claims: nonNil(p.Claims), Releases: nonNil(p.Releases)}
+	if e.Registry != nil {
+		r.Ownership.Instance = e.Registry.Instance()
+	}
+	return r
+}
+
+func (e *Engine) policy() string {
+	if e.Settings.Policy == "" {
+		return "sync"
+	}
+	return e.Settings.Policy
+}
+
+// apply writes in the order that keeps every intermediate state safe:
+// claims, adds, deletes (only if every add succeeded), releases (only of
+// groups whose deletes all succeeded).
 func (e *Engine) apply(ctx context.Context, p *Plan) (ApplyResult, error) {
 	log := e.logger()
 	start := time.Now()
+	var res ApplyResult
+	if len(p.Claims) > 0 {
+		if err := e.Registry.Claim(ctx, p.Claims); err != nil {
+			return res, fmt.Errorf("claim %d groups in the ownership registry: %w; nothing else was written", len(p.Claims), err)
+		}
+	}
 	res, err := e.Sink.Apply(ctx, Changes{Adds: p.Adds})
 	if err != nil || len(res.Failed) > 0 {
 		for _, t := range p.Deletes {
 			p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: ReasonAddsFailed})
 		}
 		sortBy(p.Withheld, func(w Withheld) Tuple { return w.Tuple })
+		p.Releases = nil
 		return res, applyError(res, err)
 	}
 	del, err := e.Sink.Apply(ctx, Changes{Deletes: p.Deletes})
 	res.Deleted += del.Deleted
 	res.Requests += del.Requests
 	res.Failed = append(res.Failed, del.Failed...)
-	log.Debug("applied", zap.Int("added", res.Added), zap.Int("deleted", res.Deleted),
-		zap.Int("failed", len(res.Failed)), zap.Int("requests", res.Requests), zap.Duration("took", time.Since(start)))
+	if err == nil && len(p.Releases) > 0 {
+		failed := map[string]bool{}
+		for _, f := range del.Failed {
+			failed[f.Tuple.Object] = true
+		}
+		release := slices.DeleteFunc(slices.Clone(p.Releases), func(o string) bool { return failed[o] })
+		if rerr := e.Registry.Release(ctx, release); rerr != nil {
+			err = fmt.Errorf("release %d groups from the ownership registry: %w", len(release), rerr)
+		}
+		p.Releases = release
+	}
+	log.Debug("applied", zap.Int("claimed", len(p.Claims)), zap.Int("added", res.Added), zap.Int("deleted", res.Deleted),
+		zap.Int("released", len(p.Releases)), zap.Int("failed", len(res.Failed)), zap.Int("requests", res.Requests),
+		zap.Duration("took", time.Since(start)))
 	return res, applyError(res, err)
 }
 

@@ -63,11 +63,15 @@ mapping writes. Merge it into your own model, or let "groupsync model write"
 create the store and write it for a new setup.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mapper, err := o.mapper(cmd.Flags().Changed("config") || os.Getenv("GROUPSYNC_CONFIG") != "")
+			cfg, err := o.configOrDefault(cmd.Flags().Changed("config") || os.Getenv("GROUPSYNC_CONFIG") != "")
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprint(o.stdout, mapper.ModelDSL())
+			dsl, err := modelDSL(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(o.stdout, dsl)
 			return err
 		},
 	}
@@ -80,11 +84,11 @@ create the store and write it for a new setup.`,
 			if err != nil {
 				return err
 			}
-			mapper, err := gsync.NewMapper(cfg.Mapping)
+			dsl, err := modelDSL(cfg)
 			if err != nil {
 				return err
 			}
-			storeID, modelID, created, err := openfga.EnsureStore(cmd.Context(), cfg.OpenFGA, mapper.ModelDSL())
+			storeID, modelID, created, err := openfga.EnsureStore(cmd.Context(), cfg.OpenFGA, dsl)
 			if err != nil {
 				return err
 			}
@@ -100,17 +104,28 @@ create the store and write it for a new setup.`,
 	return cmd
 }
 
-// mapper builds the mapping from the config file or, when no config was
-// named and the default file is absent, from the defaults (so "groupsync
-// model" works before any setup).
-func (o *options) mapper(named bool) (*gsync.Mapper, error) {
+// configOrDefault loads the config file or, when no config was named and
+// the default file is absent, the defaults (so "groupsync model" works
+// before any setup).
+func (o *options) configOrDefault(named bool) (*config.Config, error) {
 	cfg, err := config.Load(o.configPath)
 	if errors.Is(err, fs.ErrNotExist) && !named {
 		def := config.Default()
-		cfg, err = &def, nil
+		return &def, nil
 	}
+	return cfg, err
+}
+
+// modelDSL is the model the mapping needs, with the ownership type when
+// the registry or the lease is on.
+func modelDSL(cfg *config.Config) (string, error) {
+	mapper, err := gsync.NewMapper(cfg.Mapping)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	return gsync.NewMapper(cfg.Mapping)
+	dsl := mapper.ModelDSL()
+	if cfg.Sync.Ownership.Mode == "owned" || cfg.Sync.Lease.Enabled {
+		dsl += "\n" + openfga.OwnershipDSL(cfg.Sync.Ownership.Type, cfg.Mapping.ObjectType)
+	}
+	return dsl, nil
 }

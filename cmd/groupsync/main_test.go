@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/sinks/openfga/fgatest"
 	"github.com/groupsync/groupsync/sources/msgraph/graphtest"
 )
@@ -196,7 +197,7 @@ func TestPlanFromGraphTenant(t *testing.T) {
 		MembersPerGroup: 20, GuestFraction: 0.05, DisabledFraction: 0.03, Devices: 200, ServicePrincipals: 20, DuplicateNames: 10})
 	graph := graphtest.New(t, tenant)
 	srv := fgatest.New(t)
-	storeID, _ := srv.CreateStore(t, "graph", fgatest.GroupModel)
+	storeID, _ := srv.CreateStore(t, "graph", fullModel(t))
 	cfg := graphConfig(t, graph, srv, storeID)
 
 	code, out, errOut := cli(t, "plan", "-c", cfg, "-o", "json", "--log-level=warn")
@@ -247,7 +248,7 @@ func TestFailedGraphPageDeletesNothing(t *testing.T) {
 	tenant := graphtest.Generate(graphtest.GenOptions{Seed: 2, Users: 300, Groups: 60, MaxDepth: 2})
 	graph := graphtest.New(t, tenant)
 	srv := fgatest.New(t)
-	storeID, _ := srv.CreateStore(t, "graph", fgatest.GroupModel)
+	storeID, _ := srv.CreateStore(t, "graph", fullModel(t))
 	cfg := graphConfig(t, graph, srv, storeID)
 	if code, _, errOut := cli(t, "apply", "-c", cfg, "--log-level=warn"); code != 0 {
 		t.Fatalf("first apply: %s", errOut)
@@ -269,4 +270,16 @@ func TestFailedGraphPageDeletesNothing(t *testing.T) {
 	if after := srv.Tuples(t, storeID); len(after) != len(before) {
 		t.Fatalf("store changed after a failed read: %d → %d tuples", len(before), len(after))
 	}
+}
+
+// fullModel is the model groupsync model prints for the default config:
+// the mapping's types and the ownership type.
+func fullModel(t *testing.T) string {
+	t.Helper()
+	def := config.Default()
+	dsl, err := modelDSL(&def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsl
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -38,6 +39,8 @@ func (e *exitError) Unwrap() error { return e.err }
 type options struct {
 	configPath string
 	output     string
+	policy     string
+	force      bool
 	logLevel   string
 	logFormat  string
 	stdout     io.Writer
@@ -96,6 +99,8 @@ Exit codes: 0 in sync or applied, 1 error, 2 changes pending (plan),
 
 func addOutputFlag(cmd *cobra.Command, o *options) {
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "report format: text, json, markdown")
+	cmd.Flags().StringVar(&o.policy, "policy", "", "override sync.policy for this run: sync or add-only")
+	cmd.Flags().BoolVar(&o.force, "force", false, "run past the deletion and empty-source guards, this once")
 }
 
 func newPlanCmd(o *options) *cobra.Command {
@@ -106,7 +111,7 @@ func newPlanCmd(o *options) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := o.runEngine(cmd.Context(), false)
 			if err != nil {
-				return err
+				return exitFor(err)
 			}
 			if rep.Pending() {
 				return &exitError{code: gsync.ExitPending}
@@ -126,7 +131,7 @@ func newApplyCmd(o *options) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := o.runEngine(cmd.Context(), true)
-			return err
+			return exitFor(err)
 		},
 	}
 	addOutputFlag(cmd, o)
@@ -142,6 +147,13 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 	if err != nil {
 		return nil, err
 	}
+	switch o.policy {
+	case "":
+	case "sync", "add-only":
+		cfg.Sync.Policy = o.policy
+	default:
+		return nil, fmt.Errorf("--policy %q: use sync or add-only", o.policy)
+	}
 	log, err := o.logger()
 	if err != nil {
 		return nil, err
@@ -151,6 +163,7 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 	if err != nil {
 		return nil, err
 	}
+	engine.Force = o.force
 	rep, runErr := engine.Run(ctx, apply)
 	if rep != nil {
 		if err := rep.Render(o.stdout, o.output); err != nil {
@@ -160,6 +173,9 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 		fields := []zap.Field{zap.String("command", rep.Command), zap.Int("source_groups", s.SourceGroups),
 			zap.Int("managed_groups", s.ManagedGroups), zap.Int("to_add", s.ToAdd), zap.Int("to_delete", s.ToDelete),
 			zap.Int("skipped", s.Skipped), zap.Int("withheld", s.Withheld)}
+		if g := rep.Guard; g != nil {
+			fields = append(fields, zap.String("guard", g.Guard))
+		}
 		if r := rep.Result; r != nil {
 			fields = append(fields, zap.Int("added", r.Added), zap.Int("deleted", r.Deleted),
 				zap.Int("failed", len(r.Failed)), zap.Int("write_requests", r.Requests))
@@ -178,6 +194,20 @@ func validFormat(f string) bool {
 	return f == "md"
 }
 
+// exitFor gives guard trips and a busy lease their own exit codes.
+func exitFor(err error) error {
+	var guard *gsync.GuardError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &guard):
+		return &exitError{code: gsync.ExitGuard, err: err}
+	case errors.Is(err, gsync.ErrLeaseBusy):
+		return &exitError{code: gsync.ExitBusy, err: err}
+	}
+	return err
+}
+
 // newEngine wires the configured source and sink.
 func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger) (*gsync.Engine, error) {
 	mapper, err := gsync.NewMapper(cfg.Mapping)
@@ -192,7 +222,14 @@ func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger) (*gsync
 	if err != nil {
 		return nil, err
 	}
-	return &gsync.Engine{Source: src, Sink: sink, Mapper: mapper, Log: log}, nil
+	e := &gsync.Engine{Source: src, Sink: sink, Mapper: mapper, Settings: cfg.Sync, Log: log}
+	if cfg.Sync.Ownership.Mode == "owned" {
+		e.Registry = openfga.NewRegistry(sink, cfg.Sync.Ownership, cfg.Mapping.ObjectType)
+	}
+	if cfg.Sync.Lease.Enabled {
+		e.Lease = openfga.NewLease(sink, cfg.Sync.Ownership, time.Duration(cfg.Sync.Lease.TTL), log)
+	}
+	return e, nil
 }
 
 // newSource builds the configured source.

@@ -3,7 +3,6 @@ package openfga
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -77,35 +76,12 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 // readPages follows continuation tokens to the end and keeps the tuples in
 // scope. key nil reads the whole store.
 func (s *Sink) readPages(ctx context.Context, key *fga.ReadRequestTupleKey, scope gsync.Scope) ([]gsync.Tuple, error) {
-	body := fga.ReadRequest{
-		TupleKey:    key,
-		PageSize:    fga.PtrInt32(int32(s.cfg.ReadPageSize)),
-		Consistency: fga.ToPtr(fga.CONSISTENCYPREFERENCE_HIGHER_CONSISTENCY),
-	}
 	var out []gsync.Tuple
-	token := ""
-	for {
-		if token != "" {
-			body.ContinuationToken = fga.PtrString(token)
+	err := s.eachTuple(ctx, key, func(t fga.Tuple) {
+		tu := gsync.Tuple{User: t.Key.User, Relation: t.Key.Relation, Object: t.Key.Object}
+		if scope.Contains(tu) {
+			out = append(out, tu)
 		}
-		resp, err := call(ctx, &s.conn, "Read", s.storeID, nil, func(ctx context.Context) (fga.ReadResponse, *http.Response, error) {
-			return s.api.Read(ctx, s.storeID).Body(body).Execute()
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range resp.Tuples {
-			tu := gsync.Tuple{User: t.Key.User, Relation: t.Key.Relation, Object: t.Key.Object}
-			if scope.Contains(tu) {
-				out = append(out, tu)
-			}
-		}
-		if resp.ContinuationToken == "" {
-			return out, nil
-		}
-		if resp.ContinuationToken == token {
-			return nil, fmt.Errorf("openfga Read (store %s at %s): the server returned the same continuation token twice", s.storeID, s.target)
-		}
-		token = resp.ContinuationToken
-	}
+	})
+	return out, err
 }

@@ -1,0 +1,203 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Daemon configures `groupsync daemon`: when it runs, where it serves its
+// metrics, health and trigger endpoints, and how it stops. Pushgateway is
+// also read by the one-shot commands (plan, apply) run from a CronJob.
+type Daemon struct {
+	// Schedule is when a run starts: five cron fields, minute first, in UTC
+	// unless prefixed with CRON_TZ=Area/City ("17 * * * *"), a descriptor
+	// (@hourly, @daily, @weekly ...) or a fixed interval ("@every 30m").
+	Schedule string `yaml:"schedule"`
+	// RunAtStart runs once as soon as the daemon starts, then on schedule.
+	RunAtStart bool `yaml:"run_at_start"`
+	// Jitter delays each scheduled run by a random time in [0, jitter), so
+	// that instances started together do not all read Graph at once. It must
+	// be shorter than the shortest gap between two scheduled runs.
+	Jitter Duration `yaml:"jitter"`
+	// Listen is the address of /metrics, /healthz, /readyz and /run.
+	Listen string `yaml:"listen"`
+	// ReadyMaxAge: /readyz fails once the last successful run ended longer
+	// ago than this. 0 is twice the longest gap between two scheduled runs,
+	// plus the jitter: one failed run keeps the daemon ready, two do not.
+	ReadyMaxAge Duration `yaml:"ready_max_age"`
+	// ReadyBeforeFirstRun makes /readyz succeed until the first run ends;
+	// by default the daemon is not ready before its first successful run.
+	ReadyBeforeFirstRun bool `yaml:"ready_before_first_run"`
+	// ShutdownGrace is how long SIGTERM lets the write requests in flight
+	// finish; no new request starts after the signal. Then the daemon
+	// cancels them and exits.
+	ShutdownGrace Duration      `yaml:"shutdown_grace"`
+	Trigger       DaemonTrigger `yaml:"trigger"`
+	Pushgateway   Pushgateway   `yaml:"pushgateway"`
+}
+
+// DaemonTrigger is the HTTP endpoint POST /run that starts a run now.
+type DaemonTrigger struct {
+	Enabled bool `yaml:"enabled"`
+	// Token is the bearer token a caller must send; prefer
+	// GROUPSYNC_DAEMON_TRIGGER_TOKEN or token_file.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"` // read at start and on each reload (SIGHUP)
+}
+
+// Pushgateway receives the metrics of one-shot runs (plan, apply), which
+// end before Prometheus could scrape them.
+type Pushgateway struct {
+	URL string `yaml:"url"` // e.g. http://pushgateway.monitoring:9091; empty pushes nothing
+	Job string `yaml:"job"` // the job label of the pushed group
+}
+
+// MinTriggerToken is the shortest trigger token accepted.
+const MinTriggerToken = 16
+
+func defaultDaemon() Daemon {
+	return Daemon{
+		Schedule:      "@every 1h",
+		RunAtStart:    true,
+		Jitter:        Duration(time.Minute),
+		Listen:        ":8080",
+		ShutdownGrace: Duration(30 * time.Second),
+		Pushgateway:   Pushgateway{Job: "groupsync"},
+	}
+}
+
+// ParseSchedule parses a daemon.schedule value: five cron fields, a
+// descriptor or "@every <duration>".
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	return cron.ParseStandard(spec)
+}
+
+// scheduleGaps samples a schedule's next activations and returns the
+// shortest and the longest gap between two of them; ok is false when the
+// schedule never fires.
+func scheduleGaps(s cron.Schedule) (shortest, longest time.Duration, ok bool) {
+	// A fixed start keeps validation deterministic; a year of activations
+	// (or 500 of them) covers weekly and monthly patterns and DST changes.
+	t := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := t.AddDate(1, 0, 0)
+	prev := s.Next(t)
+	if prev.IsZero() {
+		return 0, 0, false
+	}
+	for i := 0; i < 500 && prev.Before(end); i++ {
+		next := s.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		gap := next.Sub(prev)
+		if shortest == 0 || gap < shortest {
+			shortest = gap
+		}
+		longest = max(longest, gap)
+		prev = next
+	}
+	if longest == 0 { // fires once (a date in a year): no gap to measure
+		return 0, 0, false
+	}
+	return shortest, longest, true
+}
+
+// ReadyAge is how long after a successful run /readyz keeps succeeding:
+// ready_max_age, or, when that is 0, twice the longest gap between two
+// scheduled runs plus the jitter. It assumes a valid config.
+func (d Daemon) ReadyAge() time.Duration {
+	if d.ReadyMaxAge > 0 {
+		return time.Duration(d.ReadyMaxAge)
+	}
+	s, err := ParseSchedule(d.Schedule)
+	if err != nil {
+		return 0
+	}
+	_, longest, _ := scheduleGaps(s)
+	return 2*longest + time.Duration(d.Jitter)
+}
+
+// TriggerToken returns the trigger's bearer token, from token or from
+// token_file (read now, so that a rotated file is picked up on reload).
+func (t DaemonTrigger) TriggerToken() (Secret, error) {
+	tok := t.Token
+	if t.TokenFile != "" {
+		b, err := os.ReadFile(t.TokenFile)
+		if err != nil {
+			return "", fieldError("daemon.trigger.token_file", "cannot read the file: %v", err)
+		}
+		tok = Secret(strings.TrimSpace(string(b)))
+		if len(tok) < MinTriggerToken {
+			return "", fieldError("daemon.trigger.token_file", "holds a token shorter than %d characters; use a random one, e.g. openssl rand -hex 32", MinTriggerToken)
+		}
+	}
+	if tok == "" {
+		return "", fieldError("daemon.trigger.token", "is required when daemon.trigger.enabled is true; set GROUPSYNC_DAEMON_TRIGGER_TOKEN or daemon.trigger.token_file")
+	}
+	return tok, nil
+}
+
+func (d Daemon) validate(add func(field, format string, args ...any)) {
+	const p = "daemon."
+	sched, err := ParseSchedule(d.Schedule)
+	var shortest, longest time.Duration
+	switch {
+	case err != nil:
+		add(p+"schedule", "%q does not parse: %v; write five cron fields (\"17 * * * *\"), a descriptor (@hourly) or \"@every 30m\"", d.Schedule, err)
+	default:
+		var ok bool
+		if shortest, longest, ok = scheduleGaps(sched); !ok {
+			add(p+"schedule", "%q fires at most once; a daemon needs a repeating schedule", d.Schedule)
+		}
+	}
+	switch {
+	case d.Jitter < 0:
+		add(p+"jitter", "must not be negative")
+	case shortest > 0 && time.Duration(d.Jitter) >= shortest:
+		add(p+"jitter", "%s is not shorter than the %s between two runs of daemon.schedule %q; lower it", time.Duration(d.Jitter), shortest, d.Schedule)
+	}
+	if host, port, err := net.SplitHostPort(d.Listen); err != nil {
+		add(p+"listen", "%q is not host:port, e.g. :8080 or 127.0.0.1:8080", d.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add(p+"listen", "%q: port %q is not a number between 0 and 65535", d.Listen, port)
+	} else if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		add(p+"listen", "%q: listen on an IP address or all interfaces (:%s), not on a host name", d.Listen, port)
+	}
+	switch {
+	case d.ReadyMaxAge < 0:
+		add(p+"ready_max_age", "must not be negative (0 derives it from the schedule)")
+	case d.ReadyMaxAge > 0 && longest > 0 && time.Duration(d.ReadyMaxAge) <= longest:
+		add(p+"ready_max_age", "%s is not longer than the %s between two runs of daemon.schedule; the daemon would turn unready between good runs (0 derives it from the schedule)", time.Duration(d.ReadyMaxAge), longest)
+	}
+	if d.ShutdownGrace < 0 {
+		add(p+"shutdown_grace", "must not be negative")
+	}
+	t := d.Trigger
+	switch {
+	case t.Token != "" && t.TokenFile != "":
+		add(p+"trigger.token_file", "is set together with daemon.trigger.token; set one of them")
+	case t.Token != "" && len(t.Token) < MinTriggerToken:
+		add(p+"trigger.token", "is shorter than %d characters; use a random one, e.g. openssl rand -hex 32", MinTriggerToken)
+	case !t.Enabled:
+	case t.TokenFile != "":
+		if _, err := os.Stat(t.TokenFile); err != nil {
+			add(p+"trigger.token_file", "cannot be read: %v", err)
+		}
+	case t.Token == "":
+		add(p+"trigger.token", "is required when daemon.trigger.enabled is true; set GROUPSYNC_DAEMON_TRIGGER_TOKEN or daemon.trigger.token_file")
+	}
+	if g := d.Pushgateway; g.URL != "" {
+		if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(p+"pushgateway.url", "%q is not an http(s) URL, e.g. http://pushgateway.monitoring:9091", g.URL)
+		}
+		if g.Job == "" {
+			add(p+"pushgateway.job", "is required with daemon.pushgateway.url, e.g. groupsync")
+		}
+	}
+}

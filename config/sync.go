@@ -1,0 +1,97 @@
+package config
+
+import (
+	"regexp"
+	"time"
+)
+
+// Sync is how a run may change OpenFGA: which tuples it owns, which changes
+// it may make, and when it must stop.
+type Sync struct {
+	// Policy: "sync" adds and deletes; "add-only" never deletes.
+	Policy    string    `yaml:"policy"`
+	Ownership Ownership `yaml:"ownership"`
+	Guards    Guards    `yaml:"guards"`
+	Lease     Lease     `yaml:"lease"`
+}
+
+// Ownership says which groups' tuples this instance may delete.
+type Ownership struct {
+	// Mode "owned" (default): groupsync records the groups it manages as
+	// marker tuples in OpenFGA (type Type, relation "manages") and only
+	// reads and deletes tuples of those groups. "authoritative": it owns the
+	// whole managed scope (type, relation, user types) in the store.
+	// "target-driven": it syncs only groups that already have tuples in
+	// OpenFGA, and never touches others.
+	Mode string `yaml:"mode"`
+	// Instance names this groupsync, so that several (Entra, LDAP) can share
+	// a store without touching each other's groups.
+	Instance string `yaml:"instance"`
+	// Type is the OpenFGA type of the ownership markers.
+	Type string `yaml:"type"`
+}
+
+// Guards stop a run before it writes anything.
+type Guards struct {
+	// MaxDeletes stops a run that would delete more tuples; 0 disables.
+	MaxDeletes int `yaml:"max_deletes"`
+	// MaxDeletePercent stops a run that would delete more than this share
+	// of the tuples it manages; 0 disables.
+	MaxDeletePercent float64 `yaml:"max_delete_percent"`
+	// AllowEmptySource lets a source with no groups, or no members at all,
+	// empty the managed groups. Off: such a snapshot is refused.
+	AllowEmptySource bool `yaml:"allow_empty_source"`
+}
+
+// Lease keeps two runs of the same instance from writing at once.
+type Lease struct {
+	Enabled bool `yaml:"enabled"`
+	// TTL is how long a lease holds without renewal; a run renews it every
+	// TTL/3, so a crashed run blocks others for at most TTL.
+	TTL Duration `yaml:"ttl"`
+	// Wait is how long a run waits for a busy lease before it gives up
+	// (exit code 4); 0 gives up at once.
+	Wait Duration `yaml:"wait"`
+}
+
+func defaultSync() Sync {
+	return Sync{
+		Policy:    "sync",
+		Ownership: Ownership{Mode: "owned", Instance: "groupsync", Type: "groupsync_instance"},
+		Guards:    Guards{MaxDeletes: 1000, MaxDeletePercent: 30},
+		Lease:     Lease{Enabled: true, TTL: Duration(10 * time.Minute)},
+	}
+}
+
+var instanceName = regexp.MustCompile(`^[A-Za-z0-9._\-]{1,64}$`)
+
+func (s Sync) validate(add func(field, format string, args ...any)) {
+	switch s.Policy {
+	case "sync", "add-only":
+	default:
+		add("sync.policy", "%q is not one of sync, add-only", s.Policy)
+	}
+	switch s.Ownership.Mode {
+	case "owned", "authoritative", "target-driven":
+	default:
+		add("sync.ownership.mode", "%q is not one of owned, authoritative, target-driven", s.Ownership.Mode)
+	}
+	if !instanceName.MatchString(s.Ownership.Instance) {
+		add("sync.ownership.instance", "%q must be 1-64 letters, digits, '.', '_' or '-'", s.Ownership.Instance)
+	}
+	if !typeName.MatchString(s.Ownership.Type) {
+		add("sync.ownership.type", "%q is not a valid OpenFGA type name", s.Ownership.Type)
+	}
+	if s.Guards.MaxDeletes < 0 {
+		add("sync.guards.max_deletes", "must be 0 (no limit) or more; got %d", s.Guards.MaxDeletes)
+	}
+	if p := s.Guards.MaxDeletePercent; p < 0 || p > 100 {
+		add("sync.guards.max_delete_percent", "must be between 0 (no limit) and 100; got %v", p)
+	}
+	if s.Lease.Enabled && time.Duration(s.Lease.TTL) < 10*time.Second {
+		add("sync.lease.ttl", "must be at least 10s; got %s", time.Duration(s.Lease.TTL))
+	}
+	if s.Lease.Wait < 0 {
+		add("sync.lease.wait", "must not be negative")
+	}
+}

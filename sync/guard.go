@@ -1,0 +1,85 @@
+package sync
+
+import (
+	"fmt"
+
+	"github.com/groupsync/groupsync/config"
+)
+
+// Reasons a change is withheld or a group skipped by the safety rails.
+const (
+	ReasonPolicyAddOnly = "policy_add_only" // sync.policy add-only never deletes
+	ReasonOwnedByOther  = "owned_by_other"  // another groupsync instance manages the group
+	ReasonNotInTarget   = "not_in_target"   // target-driven: the group has no tuples in OpenFGA yet
+)
+
+// Guard names, stable for reports and metrics.
+const (
+	GuardEmptySource      = "empty_source"
+	GuardMaxDeletes       = "max_deletes"
+	GuardMaxDeletePercent = "max_delete_percent"
+)
+
+// percentGuardFloor keeps the percentage guard from tripping on tiny
+// scopes: it applies once a run would delete more than this many tuples.
+const percentGuardFloor = 10
+
+// GuardTrip is a guard that stopped (or, for plan, would stop) a run
+// before it wrote anything.
+type GuardTrip struct {
+	Guard   string  `json:"guard"`
+	Limit   float64 `json:"limit"`
+	Actual  float64 `json:"actual"`
+	Message string  `json:"message"`
+}
+
+// GuardError is returned by Run when a guard stopped it.
+type GuardError struct{ Trip *GuardTrip }
+
+func (e *GuardError) Error() string { return "stopped by a guard: " + e.Trip.Message }
+
+// applyPolicy moves what the policy forbids from the plan to Withheld.
+// Policies only ever remove changes.
+func applyPolicy(p *Plan, policy string) {
+	if policy != "add-only" {
+		return
+	}
+	for _, t := range p.Deletes {
+		p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: ReasonPolicyAddOnly})
+	}
+	p.Deletes = nil
+	p.Releases = nil // a group whose tuples stay stays owned
+	sortBy(p.Withheld, func(w Withheld) Tuple { return w.Tuple })
+}
+
+// checkGuards returns the first guard the plan trips, or nil.
+func checkGuards(p *Plan, g config.Guards, emptySource bool) *GuardTrip {
+	if emptySource && !g.AllowEmptySource {
+		return &GuardTrip{Guard: GuardEmptySource, Message: "the source returned no groups or no memberships at all; " +
+			"if that is really so, set sync.guards.allow_empty_source: true (or run once with --force)"}
+	}
+	n := float64(len(p.Deletes))
+	if g.MaxDeletes > 0 && len(p.Deletes) > g.MaxDeletes {
+		return &GuardTrip{Guard: GuardMaxDeletes, Limit: float64(g.MaxDeletes), Actual: n,
+			Message: fmt.Sprintf("the plan deletes %d tuples, over sync.guards.max_deletes (%d); check the plan, then run once with --force or raise the limit", len(p.Deletes), g.MaxDeletes)}
+	}
+	if g.MaxDeletePercent > 0 && p.Existing > 0 && len(p.Deletes) > percentGuardFloor {
+		pct := 100 * n / float64(p.Existing)
+		if pct > g.MaxDeletePercent {
+			return &GuardTrip{Guard: GuardMaxDeletePercent, Limit: g.MaxDeletePercent, Actual: pct,
+				Message: fmt.Sprintf("the plan deletes %d of %d managed tuples (%.1f%%), over sync.guards.max_delete_percent (%g%%); check the plan, then run once with --force or raise the limit", len(p.Deletes), p.Existing, pct, g.MaxDeletePercent)}
+		}
+	}
+	return nil
+}
+
+// emptySnapshot reports whether a snapshot has no groups or no
+// memberships at all: what an IdP outage or a wrong filter looks like.
+func emptySnapshot(s *Snapshot) bool {
+	for _, g := range s.Groups {
+		if len(g.Users) > 0 || len(g.Groups) > 0 {
+			return false
+		}
+	}
+	return true
+}

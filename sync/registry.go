@@ -1,0 +1,42 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Registry records, in the target itself, which groups this instance
+// manages, so that a stateless run (a CronJob) can tell its groups from
+// those of people, other tools and other groupsync instances. Like
+// external-dns's TXT registry, it is what bounds deletes.
+type Registry interface {
+	// Instance is this instance's name, for reports.
+	Instance() string
+	// Owned returns the objects ("group:eng") this instance manages.
+	Owned(ctx context.Context) ([]string, error)
+	// Owners returns the other instances that manage each of objects;
+	// objects nobody else manages are absent.
+	Owners(ctx context.Context, objects []string) (map[string][]string, error)
+	// Claim records objects as managed by this instance; Release forgets
+	// them. Both are idempotent.
+	Claim(ctx context.Context, objects []string) error
+	Release(ctx context.Context, objects []string) error
+}
+
+// Lease keeps two runs of one instance from writing at the same time.
+type Lease interface {
+	// Acquire takes the lease, waiting up to wait for a busy one. The
+	// returned context ends when ctx does or when the lease is lost (it
+	// could not be renewed), so writes stop; release gives it back.
+	Acquire(ctx context.Context, wait time.Duration) (leased context.Context, release func(), err error)
+}
+
+// ErrLeaseBusy is returned when another run holds the lease.
+var ErrLeaseBusy = errors.New("another run of this groupsync instance holds the lease")
+
+// TargetLister is a sink that can tell which objects already have tuples,
+// for the target-driven mode.
+type TargetLister interface {
+	Existing(ctx context.Context, objects []string) (map[string]bool, error)
+}
