@@ -33,15 +33,21 @@ type group
   relations
     define member: [user, bot, group#member]
     define owner: [user]
+type groupsync_instance
+  relations
+    define manages: [group]
+    define lease: [groupsync_instance]
 `
 
 type env struct {
-	t       *testing.T
-	srv     *fgatest.Server
-	storeID string
-	src     *snapshotSource
-	mapping config.Mapping
-	fga     config.OpenFGA
+	t        *testing.T
+	srv      *fgatest.Server
+	storeID  string
+	src      *snapshotSource
+	mapping  config.Mapping
+	fga      config.OpenFGA
+	settings config.Sync // zero: authoritative, no lease (the engine's own default)
+	force    bool
 }
 
 func newEnv(t *testing.T, snap *gsync.Snapshot, edit func(*config.Mapping)) *env {
@@ -68,7 +74,14 @@ func (e *env) engine() *gsync.Engine {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &gsync.Engine{Source: e.src, Sink: sink, Mapper: m}
+	eng := &gsync.Engine{Source: e.src, Sink: sink, Mapper: m, Settings: e.settings, Force: e.force}
+	if e.settings.Ownership.Mode == "owned" {
+		eng.Registry = openfga.NewRegistry(sink, e.settings.Ownership, e.mapping.ObjectType)
+	}
+	if e.settings.Lease.Enabled {
+		eng.Lease = openfga.NewLease(sink, e.settings.Ownership, time.Duration(e.settings.Lease.TTL), nil)
+	}
+	return eng
 }
 
 func (e *env) run(apply bool) *gsync.Report {
