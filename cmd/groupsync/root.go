@@ -18,7 +18,9 @@ import (
 
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/sinks/openfga"
+	"github.com/groupsync/groupsync/sources/authentik"
 	"github.com/groupsync/groupsync/sources/file"
+	"github.com/groupsync/groupsync/sources/ldap"
 	"github.com/groupsync/groupsync/sources/msgraph"
 	gsync "github.com/groupsync/groupsync/sync"
 )
@@ -239,6 +241,10 @@ func newSource(cfg *config.Config, log *zap.Logger) (gsync.Source, error) {
 		return file.New(cfg.Source.File.Path), nil
 	case "msgraph":
 		return msgraph.New(cfg.Source.MSGraph, msgraph.WithLogger(log), msgraph.WithMapping(cfg.Mapping))
+	case "ldap":
+		return ldap.New(cfg.Source.LDAP, ldap.WithLogger(log), ldap.WithMapping(cfg.Mapping))
+	case "authentik":
+		return authentik.New(cfg.Source.Authentik, authentik.WithLogger(log))
 	}
 	return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
 }

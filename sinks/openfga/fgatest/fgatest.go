@@ -204,6 +204,9 @@ type Fault struct {
 	// Delay waits before answering (with Status, or else by passing the
 	// request on to the server). The wait ends early if the client goes away.
 	Delay time.Duration
+	// Drop closes the connection without an answer, as a server that died
+	// or a network that failed would.
+	Drop bool
 }
 
 // FaultFunc chooses a fault for a request, or nil to let it through.
@@ -316,6 +319,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			case <-r.Context().Done():
 				return
 			}
+		}
+		if f != nil && f.Drop {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler) // closes the connection without an answer
 		}
 		if f != nil && f.Status != 0 {
 			writeFault(rec, *f)

@@ -144,3 +144,15 @@ func TestPresharedKeys(t *testing.T) {
 		t.Errorf("good token: %d %v", code, m)
 	}
 }
+
+func TestDropFaultClosesTheConnection(t *testing.T) {
+	srv := fgatest.New(t, fgatest.WithFault(fgatest.FailNth(fgatest.ListStores, 1, fgatest.Fault{Drop: true})))
+	if _, err := http.Get(srv.URL + "/stores"); err == nil {
+		t.Fatal("a dropped request got an answer")
+	}
+	resp, err := http.Get(srv.URL + "/stores")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("next request: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
