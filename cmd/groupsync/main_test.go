@@ -13,6 +13,7 @@ import (
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/sinks/openfga/fgatest"
 	"github.com/groupsync/groupsync/sources/msgraph/graphtest"
+	gsync "github.com/groupsync/groupsync/sync"
 )
 
 // cli runs groupsync with args and returns its exit code and output.
@@ -282,4 +283,57 @@ func fullModel(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dsl
+}
+
+func TestGuardAndLeaseExitCodes(t *testing.T) {
+	srv := fgatest.New(t)
+	cfg := exampleConfig(t, srv, "sync:\n  guards:\n    max_deletes: 2\n")
+	if code, _, errOut := cli(t, "model", "write", "-c", cfg); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, errOut := cli(t, "apply", "-c", cfg, "--log-level=warn"); code != 0 {
+		t.Fatal(errOut)
+	}
+	// The source loses most members: more deletes than the guard allows.
+	small := filepath.Join(t.TempDir(), "tenant.yaml")
+	if err := os.WriteFile(small, []byte("users: [{id: u1}]\ngroups: [{id: 2a9d0c11-6a6f-4f0e-8b7e-0c3e1f4d2005, name: Sales, members: [u1]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GROUPSYNC_SOURCE_FILE_PATH", small)
+	code, out, errOut := cli(t, "plan", "-c", cfg, "--log-level=warn")
+	if code != gsync.ExitGuard || !strings.Contains(out, "STOPPED by guard max_deletes") {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, "apply", "-c", cfg, "--log-level=warn")
+	if code != gsync.ExitGuard || !strings.Contains(errOut, "--force") || !strings.Contains(out, "STOPPED") {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// add-only: no deletes, so no guard; the plan has nothing to add.
+	if code, out, _ := cli(t, "apply", "-c", cfg, "--policy", "add-only", "-o", "json", "--log-level=warn"); code != 0 || !strings.Contains(out, `"policy": "add-only"`) {
+		t.Fatalf("add-only: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(t, "apply", "-c", cfg, "--policy", "yolo"); code != 1 || !strings.Contains(errOut, "--policy") {
+		t.Fatalf("bad policy: exit %d %s", code, errOut)
+	}
+	// A run holding the lease makes apply exit 4 and write nothing.
+	storeID := strings.TrimSpace(strings.Split(strings.Split(runOut(t, "model", "write", "-c", cfg), "store ")[1], " ")[0])
+	lease := gsync.Tuple{User: "groupsync_instance:groupsync", Relation: "lease", Object: "groupsync_instance:groupsync"}
+	srv.WriteTuples(t, storeID, lease)
+	code, _, errOut = cli(t, "apply", "-c", cfg, "--force", "--log-level=warn")
+	if code != gsync.ExitBusy || !strings.Contains(errOut, "holds the lease") {
+		t.Fatalf("busy: exit %d %s", code, errOut)
+	}
+	srv.DeleteTuples(t, storeID, lease)
+	if code, _, errOut := cli(t, "apply", "-c", cfg, "--force", "--log-level=warn"); code != 0 {
+		t.Fatalf("forced apply: %s", errOut)
+	}
+}
+
+func runOut(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := cli(t, args...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, errOut)
+	}
+	return out
 }
