@@ -108,3 +108,43 @@ func TestLDAPBindPasswordFromEnvAndFile(t *testing.T) {
 		t.Fatalf("both set: %v", err)
 	}
 }
+
+// TestDocsExamplesValidate parses every complete source example in
+// docs/ldap.md and docs/authentik.md (YAML blocks that set source.type),
+// with secrets from the environment, so the docs cannot drift from the
+// schema. Blocks listing every setting with empty defaults are reference,
+// not examples, and are left out.
+func TestDocsExamplesValidate(t *testing.T) {
+	env := envOf(map[string]string{"GROUPSYNC_SOURCE_LDAP_BIND_PASSWORD": "pw", "GROUPSYNC_SOURCE_AUTHENTIK_TOKEN": "tok"})
+	for _, doc := range []string{"ldap.md", "authentik.md"} {
+		data, err := os.ReadFile(filepath.Join("..", "docs", doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(data), "```yaml\n")[1:]
+		n := 0
+		for _, b := range blocks {
+			b, _, _ = strings.Cut(b, "```")
+			if !strings.Contains(b, "\n  type: ") || strings.Contains(b, `: ""`) {
+				continue
+			}
+			n++
+			var lines []string
+			for _, l := range strings.Split(b, "\n") {
+				if !strings.Contains(l, "_file:") || strings.HasPrefix(strings.TrimSpace(l), "#") {
+					lines = append(lines, l)
+				}
+			}
+			b = strings.Join(lines, "\n")
+			if !strings.Contains(b, "\nopenfga:") {
+				b += "\nopenfga: {api_url: \"http://127.0.0.1:8080\", store_name: demo}\n"
+			}
+			if _, err := Parse([]byte(b), env); err != nil {
+				t.Errorf("docs/%s example %d: %v\n%s", doc, n, err, b)
+			}
+		}
+		if n < 1 {
+			t.Errorf("docs/%s: no example found", doc)
+		}
+	}
+}

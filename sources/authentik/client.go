@@ -1,0 +1,194 @@
+package authentik
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// APIError is an answer authentik (or a proxy in front of it) gave that is
+// not a success and not worth retrying, or a request that kept failing.
+type APIError struct {
+	Method, Path string
+	Status       int    // 0 for a transport error
+	Detail       string // authentik's {"detail": ...}, or the start of the body
+	Attempts     int
+	Err          error // last transport error
+	Hint         string
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "authentik %s %s: ", e.Method, e.Path)
+	switch {
+	case e.Err != nil:
+		b.WriteString(e.Err.Error())
+	default:
+		fmt.Fprintf(&b, "HTTP %d", e.Status)
+		if e.Detail != "" {
+			b.WriteString(": " + e.Detail)
+		}
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " (gave up after %d attempts; source.authentik.max_retries, max_retry_wait)", e.Attempts)
+	}
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
+	}
+	return b.String()
+}
+
+func (e *APIError) Unwrap() error { return e.Err }
+
+// get sends GET base+path?query and decodes the JSON answer into out. It
+// retries 429, 5xx (but 501) and transport errors, with Retry-After or
+// exponential backoff with jitter, up to max_retries retries and
+// max_retry_wait of waiting. Each attempt reads the whole body, so a body
+// cut off by a dropped connection is retried too.
+func (s *Source) get(ctx context.Context, path string, query url.Values, out any) error {
+	u := s.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		status, header, body, err := s.attempt(ctx, u)
+		s.stats.Requests.Add(1)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		retryable := err != nil || status == http.StatusTooManyRequests || (status >= 500 && status != http.StatusNotImplemented)
+		if !retryable {
+			if status != http.StatusOK {
+				return s.apiError(path, status, header, body, attempt)
+			}
+			if ct, _, _ := mime.ParseMediaType(header.Get("Content-Type")); ct != "application/json" {
+				return &APIError{Method: "GET", Path: path, Status: status, Detail: "answered " + ct + ", not JSON",
+					Hint: "is source.authentik.url authentik's base URL, without /api/v3, and not a login page in front of it?"}
+			}
+			if err := json.Unmarshal(body, out); err != nil {
+				return &APIError{Method: "GET", Path: path, Status: status, Detail: "malformed JSON: " + err.Error()}
+			}
+			return nil
+		}
+		wait := backoff(s.minWait, attempt)
+		if d, ok := retryAfter(header); ok {
+			wait = d
+		}
+		if attempt > s.cfg.MaxRetries || waited+wait > time.Duration(s.cfg.MaxRetryWait) {
+			if err != nil {
+				return &APIError{Method: "GET", Path: path, Err: err, Attempts: attempt}
+			}
+			e := s.apiError(path, status, header, body, attempt)
+			return e
+		}
+		s.stats.Retries.Add(1)
+		if status == http.StatusTooManyRequests {
+			s.stats.Throttled.Add(1)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		waited += wait
+	}
+}
+
+// attempt sends one request with the per-attempt timeout and reads the
+// whole body.
+func (s *Source) attempt(ctx context.Context, u string) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.RequestTimeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.Token.Reveal())
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "groupsync")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return 0, resp.Header, nil, fmt.Errorf("read the answer's body: %w", err)
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+func (s *Source) apiError(path string, status int, header http.Header, body []byte, attempts int) *APIError {
+	e := &APIError{Method: "GET", Path: path, Status: status, Attempts: attempts}
+	var d struct {
+		Detail any `json:"detail"`
+	}
+	if ct, _, _ := mime.ParseMediaType(header.Get("Content-Type")); ct == "application/json" && json.Unmarshal(body, &d) == nil && d.Detail != nil {
+		e.Detail = fmt.Sprint(d.Detail)
+	} else {
+		e.Detail = snippet(body)
+	}
+	switch {
+	case status >= 300 && status < 400:
+		e.Hint = fmt.Sprintf("authentik redirected to %q; set source.authentik.url to the address it redirects to", header.Get("Location"))
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Hint = "authentik refused the token: check source.authentik.token (an API token, intent API, not expired, of an active user)"
+	case status == http.StatusNotFound:
+		e.Hint = "is source.authentik.url authentik's base URL (without /api/v3)?"
+	}
+	return e
+}
+
+// snippet is the first line of a non-JSON body (an HTML error page), short.
+func snippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if i := bytes.Index(b, []byte("<title>")); i >= 0 {
+		if j := bytes.Index(b[i:], []byte("</title>")); j > 0 {
+			return string(b[i+7 : i+j])
+		}
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) > 120 {
+		b = append(b[:120:120], "..."...)
+	}
+	return string(b)
+}
+
+// backoff is the wait before retry n (from 1): minWait doubling, capped at
+// a minute, with full jitter in its upper half.
+func backoff(minWait time.Duration, n int) time.Duration {
+	d := minWait << min(n-1, 16)
+	if d > time.Minute || d <= 0 {
+		d = time.Minute
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date.
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(time.Until(at), 0), true
+	}
+	return 0, false
+}
