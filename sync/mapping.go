@@ -145,34 +145,38 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 	}
 	objects := m.mapGroups(s.Groups, userIDs, d)
 
-	seen := map[Tuple]bool{}
-	add := func(t Tuple) {
-		if !seen[t] {
-			seen[t] = true
-			d.Tuples = append(d.Tuples, t)
-		}
-	}
+	// Tuples are built group by group in object order, each group's users
+	// sorted and deduplicated, so the result is sorted without a global
+	// sort or a set of tuples (a million memberships stay cheap).
 	for _, g := range s.Groups {
-		obj, ok := objects[g.ID]
-		if !ok {
-			continue
-		}
-		d.Groups = append(d.Groups, ManagedGroup{Object: obj, ID: g.ID, Name: g.Name})
-		for _, u := range m.members(&g, groups, objects, users, d) {
-			add(Tuple{User: u, Relation: m.cfg.Relation, Object: obj})
+		if obj, ok := objects[g.ID]; ok {
+			d.Groups = append(d.Groups, ManagedGroup{Object: obj, ID: g.ID, Name: g.Name})
 		}
 	}
-	SortTuples(d.Tuples)
 	slices.SortFunc(d.Groups, func(a, b ManagedGroup) int { return strings.Compare(a.Object, b.Object) })
+	usersets := make(map[string]string, len(objects))
+	for id, obj := range objects {
+		usersets[id] = obj + "#" + m.cfg.Relation
+	}
+	var buf []string
+	for _, mg := range d.Groups {
+		buf = m.members(groups[mg.ID], groups, usersets, users, buf[:0])
+		slices.Sort(buf)
+		for i, u := range buf {
+			if i == 0 || u != buf[i-1] {
+				d.Tuples = append(d.Tuples, Tuple{User: u, Relation: m.cfg.Relation, Object: mg.Object})
+			}
+		}
+	}
 	slices.SortFunc(d.Skipped, func(a, b Skip) int {
 		return cmpStrings(a.Kind, b.Kind, a.Reason, b.Reason, a.ID, b.ID, a.Detail, b.Detail)
 	})
 	return d, nil
 }
 
-// members returns the OpenFGA users of group g under the nesting mode.
-func (m *Mapper) members(g *Group, groups map[string]*Group, objects map[string]string, users map[string]string, d *Desired) []string {
-	var out []string
+// members appends to out the OpenFGA users of group g under the nesting
+// mode: user keys, and in userset mode the usersets of managed subgroups.
+func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string]string, users map[string]string, out []string) []string {
 	addUsers := func(from *Group) {
 		for _, id := range from.Users {
 			if key, ok := users[id]; ok {
@@ -181,7 +185,7 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, objects map[string]
 		}
 	}
 	addUsers(g)
-	if m.cfg.Nesting == "direct" {
+	if m.cfg.Nesting == "direct" || len(g.Groups) == 0 {
 		return out
 	}
 	// Walk subgroups breadth-first. In userset mode a managed subgroup ends
@@ -200,8 +204,8 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, objects map[string]
 		if sub == nil {
 			continue // reported once by noteBadMembers
 		}
-		if obj, ok := objects[id]; ok && m.cfg.Nesting == "userset" {
-			out = append(out, obj+"#"+m.cfg.Relation)
+		if us, ok := usersets[id]; ok && m.cfg.Nesting == "userset" {
+			out = append(out, us)
 			continue
 		}
 		addUsers(sub)

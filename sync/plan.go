@@ -1,6 +1,9 @@
 package sync
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Plan is the difference between what should exist and what does, inside
 // the scope. Policies and guards may only move changes from Adds/Deletes to
@@ -33,38 +36,56 @@ type Withheld struct {
 // Diff compares desired tuples with the sink's existing ones. Existing
 // tuples outside scope are ignored even if a sink returned them, so that no
 // bug elsewhere can make groupsync delete what is not its own.
+//
+// Both sides are walked once in sorted order (desired tuples are sorted by
+// the mapping; existing ones are sorted here if a sink did not), so a diff
+// of a million tuples needs no set of tuples.
 func Diff(d *Desired, existing []Tuple, scope Scope) *Plan {
 	p := &Plan{Scope: scope, Desired: d}
-	want := make(map[Tuple]struct{}, len(d.Tuples))
-	for _, t := range d.Tuples {
-		want[t] = struct{}{}
-	}
-	have := make(map[Tuple]struct{}, len(existing))
+	have := make([]Tuple, 0, len(existing))
 	for _, t := range existing {
-		if !scope.Contains(t) {
-			continue
-		}
-		if _, dup := have[t]; dup {
-			continue
-		}
-		have[t] = struct{}{}
-		p.Existing++
-		if _, ok := want[t]; ok {
-			continue
-		}
-		if reason := heldReason(d, t); reason != "" {
-			p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: reason})
-			continue
-		}
-		p.Deletes = append(p.Deletes, t)
-	}
-	for _, t := range d.Tuples {
-		if _, ok := have[t]; !ok {
-			p.Adds = append(p.Adds, t)
+		if scope.Contains(t) {
+			have = append(have, t)
 		}
 	}
-	SortTuples(p.Deletes)
-	sortBy(p.Withheld, func(w Withheld) Tuple { return w.Tuple })
+	if !slices.IsSortedFunc(have, Tuple.Compare) {
+		SortTuples(have)
+	}
+	want := d.Tuples
+	i, j := 0, 0
+	for i < len(want) || j < len(have) {
+		if j > 0 && j < len(have) && have[j] == have[j-1] {
+			j++ // a sink repeated a tuple: count it once
+			continue
+		}
+		c := 0
+		switch {
+		case i == len(want):
+			c = 1
+		case j == len(have):
+			c = -1
+		default:
+			c = want[i].Compare(have[j])
+		}
+		switch {
+		case c < 0:
+			p.Adds = append(p.Adds, want[i])
+			i++
+		case c > 0:
+			p.Existing++
+			t := have[j]
+			j++
+			if reason := heldReason(d, t); reason != "" {
+				p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: reason})
+			} else {
+				p.Deletes = append(p.Deletes, t)
+			}
+		default:
+			p.Existing++
+			i++
+			j++
+		}
+	}
 	return p
 }
 
