@@ -36,21 +36,12 @@ type Engine struct {
 const ReasonAddsFailed = "adds_failed"
 
 // Plan reads both sides and returns the plan without writing anything.
+//
+// The tuples of the groups this instance already owns (or, in
+// authoritative mode, the whole scope) do not depend on the source, so
+// they are read while the source is read; a source error discards them.
 func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	log := e.logger()
-	start := time.Now()
-	snap, err := e.Source.Snapshot(ctx)
-	if err != nil {
-		// A source error ends the run here, before anything is read or
-		// planned: a partial snapshot must never become deletes.
-		return nil, fmt.Errorf("read source: %w", err)
-	}
-	log.Debug("source read", zap.Int("groups", len(snap.Groups)), zap.Int("users", len(snap.Users)), zap.Duration("took", time.Since(start)))
-
-	desired, err := e.Mapper.Map(snap)
-	if err != nil {
-		return nil, fmt.Errorf("map source: %w", err)
-	}
 	if err := e.Sink.Verify(ctx, e.Mapper.WriteScope()); err != nil {
 		return nil, err
 	}
@@ -59,22 +50,55 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 			return nil, err
 		}
 	}
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	early := make(chan earlyRead, 1)
+	go func() { early <- e.readEarly(readCtx) }()
+
+	start := time.Now()
+	snap, err := e.Source.Snapshot(ctx)
+	if err != nil {
+		// A source error ends the run here: a partial snapshot must never
+		// become deletes.
+		return nil, fmt.Errorf("read source: %w", err)
+	}
+	log.Debug("source read", zap.Int("groups", len(snap.Groups)), zap.Int("users", len(snap.Users)), zap.Duration("took", time.Since(start)))
+	desired, err := e.Mapper.Map(snap)
+	if err != nil {
+		return nil, fmt.Errorf("map source: %w", err)
+	}
+	pre := <-early
+	if pre.err != nil {
+		return nil, pre.err
+	}
+
 	scope := e.Mapper.Scope()
+	existing := pre.tuples
 	var claims, releases []string
 	switch e.mode() {
 	case "owned":
-		if scope.Objects, claims, releases, err = e.ownedScope(ctx, desired); err != nil {
+		var newObjects []string
+		if newObjects, claims, releases, err = e.ownedScope(ctx, desired, pre.owned); err != nil {
 			return nil, err
+		}
+		// Groups about to be claimed may already hold tuples (written by
+		// hand before groupsync managed them): read those too.
+		if len(newObjects) > 0 {
+			s := scope
+			s.Objects = newObjects
+			more, err := e.Sink.Read(ctx, s)
+			if err != nil {
+				return nil, fmt.Errorf("read OpenFGA: %w", err)
+			}
+			existing = append(existing, more...)
 		}
 	case "target-driven":
 		if scope.Objects, err = e.targetScope(ctx, desired); err != nil {
 			return nil, err
 		}
-	}
-	start = time.Now()
-	existing, err := e.Sink.Read(ctx, scope)
-	if err != nil {
-		return nil, fmt.Errorf("read OpenFGA: %w", err)
+		if existing, err = e.Sink.Read(ctx, scope); err != nil {
+			return nil, fmt.Errorf("read OpenFGA: %w", err)
+		}
 	}
 	log.Debug("sink read", zap.Int("tuples", len(existing)), zap.Duration("took", time.Since(start)))
 
@@ -87,6 +111,38 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	return p, nil
 }
 
+// earlyRead is what Plan reads from OpenFGA before the source is read.
+type earlyRead struct {
+	owned  []string
+	tuples []Tuple
+	err    error
+}
+
+func (e *Engine) readEarly(ctx context.Context) earlyRead {
+	scope := e.Mapper.Scope()
+	switch e.mode() {
+	case "owned":
+		if e.Registry == nil {
+			return earlyRead{err: fmt.Errorf("ownership mode owned needs a registry")}
+		}
+		owned, err := e.Registry.Owned(ctx)
+		if err != nil {
+			return earlyRead{err: fmt.Errorf("read ownership records: %w", err)}
+		}
+		if len(owned) == 0 {
+			return earlyRead{owned: owned}
+		}
+		scope.Objects = owned
+	case "target-driven":
+		return earlyRead{}
+	}
+	tuples, err := e.Sink.Read(ctx, scope)
+	if err != nil {
+		return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
+	}
+	return earlyRead{owned: scope.Objects, tuples: tuples}
+}
+
 func (e *Engine) mode() string {
 	if e.Settings.Ownership.Mode == "" {
 		return "authoritative"
@@ -94,17 +150,10 @@ func (e *Engine) mode() string {
 	return e.Settings.Ownership.Mode
 }
 
-// ownedScope narrows the read to the groups this instance owns or will
-// own, drops desired groups that another instance owns, and says which
-// groups to claim and release.
-func (e *Engine) ownedScope(ctx context.Context, d *Desired) (objects, claims, releases []string, err error) {
-	if e.Registry == nil {
-		return nil, nil, nil, fmt.Errorf("ownership mode owned needs a registry")
-	}
-	owned, err := e.Registry.Owned(ctx)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read ownership records: %w", err)
-	}
+// ownedScope drops desired groups that another instance owns, and says
+// which groups to claim (newObjects: desired, not yet owned, so not read
+// yet) and release (owned, no longer desired).
+func (e *Engine) ownedScope(ctx context.Context, d *Desired, owned []string) (newObjects, claims, releases []string, err error) {
 	mine := setOf(owned)
 	var unclaimed []string
 	for _, g := range d.Groups {
@@ -125,21 +174,18 @@ func (e *Engine) ownedScope(ctx context.Context, d *Desired) (objects, claims, r
 	wanted := map[string]bool{}
 	for _, g := range d.Groups {
 		wanted[g.Object] = true
-		objects = append(objects, g.Object)
 		if !mine[g.Object] {
 			claims = append(claims, g.Object)
 		}
 	}
 	for _, obj := range owned {
 		if !wanted[obj] {
-			objects = append(objects, obj)
 			releases = append(releases, obj)
 		}
 	}
-	slices.Sort(objects)
 	slices.Sort(claims)
 	slices.Sort(releases)
-	return slices.Compact(objects), claims, releases, nil
+	return claims, claims, releases, nil
 }
 
 // targetScope keeps the desired groups that already have tuples in

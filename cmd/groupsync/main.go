@@ -2,9 +2,27 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
+	"runtime"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	if os.Getenv("GROUPSYNC_MEMSTATS") != "" {
+		printMemStats()
+	}
+	os.Exit(code)
+}
+
+// printMemStats writes the process's allocation totals to stderr, for the
+// benchmark harness (GROUPSYNC_MEMSTATS=1).
+func printMemStats() {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	b, _ := json.Marshal(map[string]uint64{
+		"total_alloc_bytes": m.TotalAlloc, "mallocs": m.Mallocs, "heap_sys_bytes": m.HeapSys, "num_gc": uint64(m.NumGC),
+	})
+	fmt.Fprintf(os.Stderr, "groupsync-memstats %s\n", b)
 }
