@@ -6,10 +6,20 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 )
 
 func main() {
+	// GROUPSYNC_CPUPROFILE=file writes a CPU profile of the run (benchmarks).
+	if path := os.Getenv("GROUPSYNC_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	pprof.StopCPUProfile()
 	if os.Getenv("GROUPSYNC_MEMSTATS") != "" {
 		printMemStats()
 	}
