@@ -43,6 +43,7 @@ type options struct {
 	output     string
 	policy     string
 	force      bool
+	push       pushOptions // plan, apply: --pushgateway, --pushgateway-job
 	logLevel   string
 	logFormat  string
 	stdout     io.Writer
@@ -95,7 +96,7 @@ Exit codes: 0 in sync or applied, 1 error, 2 changes pending (plan),
 	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), json, console")
 
-	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newVersionCmd(o))
+	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newDaemonCmd(o), newVersionCmd(o))
 	return root
 }
 
@@ -122,6 +123,7 @@ func newPlanCmd(o *options) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, o)
+	addPushFlags(cmd, &o.push)
 	return cmd
 }
 
@@ -137,6 +139,7 @@ func newApplyCmd(o *options) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, o)
+	addPushFlags(cmd, &o.push)
 	return cmd
 }
 
@@ -161,12 +164,15 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 		return nil, err
 	}
 	defer func() { _ = log.Sync() }()
-	engine, err := newEngine(ctx, cfg, log)
+	shot := o.push.start(cfg)
+	engine, err := newEngine(ctx, cfg, log, shot.option())
 	if err != nil {
+		shot.push(ctx, nil, nil, err, log)
 		return nil, err
 	}
 	engine.Force = o.force
 	rep, runErr := engine.Run(ctx, apply)
+	shot.push(ctx, engine, rep, runErr, log)
 	if rep != nil {
 		if err := rep.Render(o.stdout, o.output); err != nil {
 			return nil, err
@@ -210,17 +216,18 @@ func exitFor(err error) error {
 	return err
 }
 
-// newEngine wires the configured source and sink.
-func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger) (*gsync.Engine, error) {
+// newEngine wires the configured source and sink; opts instrument their
+// HTTP (daemon.go).
+func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...engineOption) (*gsync.Engine, error) {
 	mapper, err := gsync.NewMapper(cfg.Mapping)
 	if err != nil {
 		return nil, err
 	}
-	src, err := newSource(cfg, log)
+	src, err := newSource(cfg, log, opts...)
 	if err != nil {
 		return nil, err
 	}
-	sink, err := openfga.New(ctx, cfg.OpenFGA)
+	sink, err := openfga.New(ctx, cfg.OpenFGA, collectEngineOptions(opts).openfgaOptions(cfg.OpenFGA)...)
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +241,15 @@ func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger) (*gsync
 	return e, nil
 }
 
-// newSource builds the configured source.
-func newSource(cfg *config.Config, log *zap.Logger) (gsync.Source, error) {
+// newSource builds the configured source; opts as for newEngine.
+func newSource(cfg *config.Config, log *zap.Logger, opts ...engineOption) (gsync.Source, error) {
+	eo := collectEngineOptions(opts)
 	switch cfg.Source.Type {
 	case "file":
 		return file.New(cfg.Source.File.Path), nil
 	case "msgraph":
-		return msgraph.New(cfg.Source.MSGraph, msgraph.WithLogger(log), msgraph.WithMapping(cfg.Mapping))
+		return msgraph.New(cfg.Source.MSGraph, append([]msgraph.Option{msgraph.WithLogger(log), msgraph.WithMapping(cfg.Mapping)},
+			eo.msgraphOptions(cfg.Source.MSGraph)...)...)
 	case "ldap":
 		return ldap.New(cfg.Source.LDAP, ldap.WithLogger(log), ldap.WithMapping(cfg.Mapping))
 	case "authentik":

@@ -1,0 +1,124 @@
+package daemon
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/groupsync/groupsync/metrics"
+)
+
+// Handler serves:
+//
+//	GET  /metrics  Prometheus metrics (groupsync's, Go's, the process's)
+//	GET  /healthz  200 while the process serves: a liveness probe
+//	GET  /readyz   200 when the last successful run ended within
+//	               daemon.ready_max_age, else 503; the body says why
+//	POST /run      start a run now (daemon.trigger.enabled, bearer token):
+//	               202 started, 409 a run is in progress, 503 stopping;
+//	               ?wait=true answers 200 with the run's Outcome as JSON
+//	               when it ends (500 when it did not succeed)
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", d.serveReady)
+	mux.HandleFunc("/run", d.serveRun)
+	return mux
+}
+
+func (d *Daemon) serveReady(w http.ResponseWriter, _ *http.Request) {
+	ready, detail := d.Readiness(time.Now())
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	status, word := http.StatusOK, "ready"
+	if !ready {
+		status, word = http.StatusServiceUnavailable, "not ready"
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%s\n", word)
+	for _, l := range detail {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+}
+
+// runAnswer is the body of POST /run.
+type runAnswer struct {
+	Started bool     `json:"started"`
+	Reason  string   `json:"reason,omitempty"`
+	Outcome *Outcome `json:"outcome,omitempty"`
+}
+
+func (d *Daemon) serveRun(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	enabled, token := d.cfg.Daemon.Trigger.Enabled, d.token
+	d.mu.Unlock()
+	if !enabled {
+		http.Error(w, "the run trigger is off (daemon.trigger.enabled)", http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if !bearer(r, token.Reveal()) {
+		// The token, right or wrong, is never logged.
+		d.log.Warn("POST /run refused: missing or wrong bearer token", zap.String("remote", r.RemoteAddr))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="groupsync"`)
+		http.Error(w, "a valid bearer token is required (daemon.trigger.token)", http.StatusUnauthorized)
+		return
+	}
+	run, started := d.start(TriggerHTTP)
+	if !started {
+		d.mu.Lock()
+		stopping := d.stopping || d.runCtx == nil
+		d.mu.Unlock()
+		if stopping {
+			writeJSON(w, http.StatusServiceUnavailable, runAnswer{Reason: "the daemon is not running or is stopping"})
+			return
+		}
+		writeJSON(w, http.StatusConflict, runAnswer{Reason: "a run is in progress"})
+		return
+	}
+	if wait, _ := strconv.ParseBool(r.URL.Query().Get("wait")); !wait {
+		writeJSON(w, http.StatusAccepted, runAnswer{Started: true})
+		return
+	}
+	select {
+	case <-run.done:
+	case <-r.Context().Done():
+		return // the run goes on; the caller left
+	}
+	status := http.StatusOK
+	if run.outcome.Result != metrics.ResultOK {
+		status = http.StatusInternalServerError
+	}
+	writeJSON(w, status, runAnswer{Started: true, Outcome: &run.outcome})
+}
+
+// bearer reports whether r carries "Authorization: Bearer <token>", in
+// constant time.
+func bearer(r *http.Request, token string) bool {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
