@@ -59,7 +59,7 @@ $psql -d openfga -c "ANALYZE" >/dev/null
 echo "== benchmark ($SIZES)"
 "$work/groupsync-bench" -openfga "http://127.0.0.1:$fgaport" -groupsync "$work/groupsync" -sizes "$SIZES" \
   -graph-latency "$GRAPH_LATENCY" -graph-throttle="$GRAPH_THROTTLE" -work "$work" \
-  -analyze "$psql -d openfga -c 'ANALYZE tuple'" -out "$work/results.md" -data "$work/plot.dat"
+  -analyze "$psql -d openfga -c 'ANALYZE tuple'" -out "$work/results.md" -data "$work/plot.dat" ${BENCH_ARGS:-}
 
 gnuplot <<GP
 set terminal pngcairo size 900,560 font ",11"
