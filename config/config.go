@@ -67,6 +67,9 @@ type MSGraph struct {
 	MaxRetries          int      `yaml:"max_retries"`           // per request or batch item, on 429, 5xx and dropped connections
 	MaxRetryWait        Duration `yaml:"max_retry_wait"`        // total wait per request before giving up
 	RequestTimeout      Duration `yaml:"request_timeout"`
+
+	// Delta reads incrementally with Graph delta queries.
+	Delta MSGraphDelta `yaml:"delta"`
 }
 
 // MSGraphGroups chooses which Entra groups are read. The engine's
@@ -242,6 +245,7 @@ func Default() Config {
 				MaxRetries:          8,
 				MaxRetryWait:        Duration(5 * time.Minute),
 				RequestTimeout:      Duration(100 * time.Second),
+				Delta:               defaultMSGraphDelta(),
 			},
 			LDAP:      defaultLDAP(),
 			Authentik: defaultAuthentik(),

@@ -262,6 +262,7 @@ func (g MSGraph) validate(add func(field, format string, args ...any)) {
 	if g.Groups.SecurityEnabledOnly && g.Groups.IncludeDistribution {
 		add(p+"groups.include_distribution", "contradicts groups.security_enabled_only (distribution lists are not security-enabled)")
 	}
+	g.Delta.validate(add)
 }
 
 // IsLoopback reports whether host is localhost or a loopback address.

@@ -37,6 +37,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -57,13 +58,15 @@ func (o Object) String() string { return fmt.Sprintf("%s %s (%s)", o.Kind, o.Nam
 
 // kinds are the kinds groupsync's manifests may hold, by apiVersion/kind.
 var kinds = map[string]func() any{
-	"v1/ServiceAccount":                  func() any { return &corev1.ServiceAccount{} },
-	"v1/ConfigMap":                       func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":                          func() any { return &corev1.Secret{} },
-	"v1/Service":                         func() any { return &corev1.Service{} },
-	"batch/v1/CronJob":                   func() any { return &batchv1.CronJob{} },
-	"apps/v1/Deployment":                 func() any { return &appsv1.Deployment{} },
-	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
+	"v1/ServiceAccount":                             func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":                                  func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                                     func() any { return &corev1.Secret{} },
+	"v1/Service":                                    func() any { return &corev1.Service{} },
+	"batch/v1/CronJob":                              func() any { return &batchv1.CronJob{} },
+	"apps/v1/Deployment":                            func() any { return &appsv1.Deployment{} },
+	"networking.k8s.io/v1/NetworkPolicy":            func() any { return &networkingv1.NetworkPolicy{} },
+	"rbac.authorization.k8s.io/v1/Role":             func() any { return &rbacv1.Role{} },
+	"rbac.authorization.k8s.io/v1/RoleBinding":      func() any { return &rbacv1.RoleBinding{} },
 	"kustomize.config.k8s.io/v1beta1/Kustomization": nil, // not a cluster object
 }
 

@@ -39,15 +39,11 @@ type Withheld struct {
 //
 // Both sides are walked once in sorted order (desired tuples are sorted by
 // the mapping; existing ones are sorted here if a sink did not), so a diff
-// of a million tuples needs no set of tuples.
+// of a million tuples needs no set of tuples. Diff filters and sorts
+// existing in place: the caller hands it over.
 func Diff(d *Desired, existing []Tuple, scope Scope) *Plan {
 	p := &Plan{Scope: scope, Desired: d}
-	have := make([]Tuple, 0, len(existing))
-	for _, t := range existing {
-		if scope.Contains(t) {
-			have = append(have, t)
-		}
-	}
+	have := slices.DeleteFunc(existing, func(t Tuple) bool { return !scope.Contains(t) })
 	if !slices.IsSortedFunc(have, Tuple.Compare) {
 		SortTuples(have)
 	}

@@ -23,8 +23,9 @@ type Report struct {
 	Withheld      []Withheld      `json:"withheld"`
 	Skipped       []Skip          `json:"skipped"`
 	Ownership     ReportOwnership `json:"ownership"`
-	Guard         *GuardTrip      `json:"guard,omitempty"`  // a guard stopped (apply) or would stop (plan) the run
-	Result        *ApplyResult    `json:"result,omitempty"` // apply only
+	Guard         *GuardTrip      `json:"guard,omitempty"`       // a guard stopped (apply) or would stop (plan) the run
+	SourceRead    *SourceRead     `json:"source_read,omitempty"` // how an incremental source read
+	Result        *ApplyResult    `json:"result,omitempty"`      // apply only
 }
 
 // ReportOwnership is how the run was bounded and what it claimed or released.
@@ -227,6 +228,13 @@ func (c GroupChange) title() string {
 func (r *Report) renderText(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "groupsync %s\n%s\n%s\n\n%s\n", r.Command, r.scopeLine(), r.ownershipLine(), r.headline())
+	if sr := r.SourceRead; sr != nil {
+		fmt.Fprintf(b, "Source read: %s, %d requests", sr.Mode, sr.Requests)
+		if sr.Reason != "" {
+			fmt.Fprintf(b, " (full because %s)", sr.Reason)
+		}
+		b.WriteString(".\n")
+	}
 	if g := r.Guard; g != nil {
 		fmt.Fprintf(b, "\nSTOPPED by guard %s: %s\n", g.Guard, g.Message)
 	}

@@ -67,6 +67,10 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map source: %w", err)
 	}
+	// The desired state is all the run needs of the snapshot from here on;
+	// let the snapshot go before the existing tuples arrive.
+	empty := emptySnapshot(snap)
+	snap = nil
 	pre := <-early
 	if pre.err != nil {
 		return nil, pre.err
@@ -106,7 +110,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	p.Claims, p.Releases = claims, withoutHeld(releases, desired)
 	applyPolicy(p, e.Settings.Policy)
 	if !e.Force {
-		p.Guard = checkGuards(p, e.Settings.Guards, emptySnapshot(snap))
+		p.Guard = checkGuards(p, e.Settings.Guards, empty)
 	}
 	return p, nil
 }
@@ -261,6 +265,15 @@ func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
 		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard}
 	}
 	res, err := e.apply(ctx, p)
+	if err == nil {
+		// An incremental source keeps its new state only once the run it
+		// read for has been applied.
+		if c, ok := e.Source.(Committer); ok {
+			if cerr := c.Commit(ctx); cerr != nil {
+				e.logger().Warn("the source's incremental state was not saved; the next run reads in full", zap.Error(cerr))
+			}
+		}
+	}
 	return e.report("apply", p, &res), err
 }
 
@@ -269,6 +282,10 @@ func (e *Engine) report(command string, p *Plan, res *ApplyResult) *Report {
 	r.Ownership = ReportOwnership{Mode: e.mode(), Policy: e.policy(), Claims: nonNil(p.Claims), Releases: nonNil(p.Releases)}
 	if e.Registry != nil {
 		r.Ownership.Instance = e.Registry.Instance()
+	}
+	if d, ok := e.Source.(ReadDescriber); ok {
+		rd := d.LastRead()
+		r.SourceRead = &rd
 	}
 	return r
 }

@@ -23,7 +23,7 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 		return nil, err
 	}
 	if scope.Objects == nil {
-		out, err := s.readPages(ctx, nil, scope)
+		out, err := s.readPages(ctx, nil, scope, &interner{})
 		if err != nil {
 			return nil, fmt.Errorf("read every tuple of the store to find type %q: %w", scope.ObjectType, err)
 		}
@@ -39,6 +39,7 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	results := make([][]gsync.Tuple, len(objects))
+	in := &interner{}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(s.cfg.MaxParallelReads, len(objects)) {
@@ -49,7 +50,7 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 					return
 				}
 				key := &fga.ReadRequestTupleKey{Object: &objects[i], Relation: &scope.Relation}
-				ts, err := s.readPages(ctx, key, scope)
+				ts, err := s.readPages(ctx, key, scope, in)
 				if err != nil {
 					cancel(fmt.Errorf("read the %q tuples of %s: %w", scope.Relation, objects[i], err))
 					return
@@ -75,13 +76,36 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 
 // readPages follows continuation tokens to the end and keeps the tuples in
 // scope. key nil reads the whole store.
-func (s *Sink) readPages(ctx context.Context, key *fga.ReadRequestTupleKey, scope gsync.Scope) ([]gsync.Tuple, error) {
+func (s *Sink) readPages(ctx context.Context, key *fga.ReadRequestTupleKey, scope gsync.Scope, in *interner) ([]gsync.Tuple, error) {
 	var out []gsync.Tuple
 	err := s.eachTuple(ctx, key, func(t fga.Tuple) {
 		tu := gsync.Tuple{User: t.Key.User, Relation: t.Key.Relation, Object: t.Key.Object}
 		if scope.Contains(tu) {
+			tu.Relation = scope.Relation
+			tu.User, tu.Object = in.intern(tu.User), in.intern(tu.Object)
 			out = append(out, tu)
 		}
 	})
 	return out, err
+}
+
+// interner makes equal strings share one copy: a million tuples name the
+// same few thousand groups and hundred thousand users over and over, and
+// each decoded JSON string is otherwise its own allocation.
+type interner struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (in *interner) intern(s string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[s]; ok {
+		return v
+	}
+	if in.m == nil {
+		in.m = map[string]string{}
+	}
+	in.m[s] = s
+	return s
 }

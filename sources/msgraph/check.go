@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
@@ -80,6 +81,40 @@ func (s *Source) Check(ctx context.Context) []gsync.CheckResult {
 		r.Warning = describe(err, "User.Read.All").Error() + "; mapping.user.skip_disabled/skip_guests cannot see account state without it"
 	default:
 		r.Note = "not allowed, and not needed: users are keyed by id"
+	}
+	out = append(out, r)
+	if s.cfg.Delta.Enabled {
+		out = append(out, s.checkDelta(ctx)...)
+	}
+	return out
+}
+
+// checkDelta probes what incremental reads use: the delta queries, and
+// the state store (for Kubernetes, the Role that lets groupsync read it).
+func (s *Source) checkDelta(ctx context.Context) []gsync.CheckResult {
+	var out []gsync.CheckResult
+	_, err := s.latestLink(ctx, "groups", deltaGroupSelect)
+	out = append(out, gsync.CheckResult{What: "Graph GET /groups/delta", Err: wrapDescribe(err, "GroupMember.Read.All"), Note: "allowed"})
+	if s.trackUsers() {
+		r := gsync.CheckResult{What: "Graph GET /users/delta", Note: "allowed"}
+		if _, err := s.latestLink(ctx, "users", s.userSelect()); err != nil {
+			r.Warning = describe(err, "User.Read.All").Error() + "; incremental reads will keep users as ids only"
+		}
+		out = append(out, r)
+	}
+	r := gsync.CheckResult{What: "delta state in " + s.store.String()}
+	data, err := s.store.Load(ctx)
+	switch {
+	case err != nil:
+		r.Err = fmt.Errorf("%w (source.msgraph.delta.state)", err)
+	case data == nil:
+		r.Note = "none yet: the next run reads in full"
+	default:
+		if st, derr := decodeState(data); derr != nil {
+			r.Warning = fmt.Sprintf("corrupt (%v): the next run reads in full", derr)
+		} else {
+			r.Note = fmt.Sprintf("%d bytes, %d groups, %d users, last full read %s", len(data), len(st.groups), len(st.users), st.fullAt.UTC().Format(time.RFC3339))
+		}
 	}
 	return append(out, r)
 }

@@ -41,6 +41,15 @@ type memberReader struct {
 	// noEnabled counts users that came back without accountEnabled (the
 	// app cannot read users' properties): skip_disabled cannot see them.
 	noEnabled int
+
+	// For incremental reads (delta.go): keepState records what the state
+	// needs besides the snapshot (the ids of members that are neither users
+	// nor groups, users' properties as read); noFollow reads only the
+	// groups asked for, not the subgroups found in them.
+	keepState bool
+	noFollow  bool
+	otherIDs  map[string][]otherRef
+	recs      map[string]*userRec
 }
 
 // job is one page of one group's members.
@@ -68,21 +77,29 @@ func (r *memberReader) read(ctx context.Context, list []listed) (*gsync.Snapshot
 			pending = append(pending, r.start(l.id))
 		}
 	}
+	if err := r.readJobs(ctx, pending); err != nil {
+		return nil, err
+	}
+	return r.snapshot(), nil
+}
+
+// readJobs sends the jobs, and the jobs they lead to, round by round.
+func (r *memberReader) readJobs(ctx context.Context, pending []job) error {
 	for len(pending) > 0 {
 		next, wait, err := r.round(ctx, pending)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if wait > 0 {
 			r.s.log.Debug("Graph throttled batch items; waiting", zap.Duration("wait", wait), zap.Int("items", len(next)))
 			if err := sleep(ctx, wait); err != nil {
-				return nil, err
+				return err
 			}
 			r.s.stats.addWait(wait)
 		}
 		pending = next
 	}
-	return r.snapshot(), nil
+	return nil
 }
 
 // start marks a group's members as requested and returns the job for their
@@ -132,7 +149,7 @@ func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Durat
 		byID[*item.GetId()] = j
 	}
 	r.s.stats.BatchItems.Add(int64(len(jobs)))
-	resp, err := req.Send(ctx, r.s.adapter)
+	answers, err := r.s.sendBatch(ctx, req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("msgraph: $batch of %d member reads: %w", len(jobs), describe(err, "GroupMember.Read.All"))
 	}
@@ -141,15 +158,14 @@ func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Durat
 		wait time.Duration
 	)
 	for id, j := range byID {
-		item := resp.GetResponseById(id)
-		if item == nil || item.GetStatus() == nil {
+		item, ok := answers[id]
+		if !ok || item.Status == 0 {
 			return nil, 0, fmt.Errorf("msgraph: $batch answer lacks request %s (group %s)", id, j.group)
 		}
-		status := int(*item.GetStatus())
+		status := item.Status
 		switch {
 		case status == http.StatusOK:
-			page, err := msgraphcore.GetBatchResponseById[models.DirectoryObjectCollectionResponseable](
-				resp, id, models.CreateDirectoryObjectCollectionResponseFromDiscriminatorValue)
+			page, err := decodeMembers(item.Body, r.s.userAttrs)
 			if err != nil {
 				return nil, 0, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
 			}
@@ -157,7 +173,7 @@ func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Durat
 		case status == http.StatusNotFound:
 			r.vanish(j.group)
 		case retryableStatus(status):
-			w, ok := retryAfterMap(item.GetHeaders())
+			w, ok := retryAfterMap(item.Headers)
 			if !ok {
 				w = backoff(r.s.retryMin(), j.attempts+1)
 			}
@@ -167,7 +183,7 @@ func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Durat
 			}
 			j.attempts++
 			if j.attempts > r.s.cfg.MaxRetries || j.waited+w > time.Duration(r.s.cfg.MaxRetryWait) {
-				code, msg := itemError(item.GetBody())
+				code, msg := answerError(item.Body)
 				return nil, 0, &GiveUpError{Method: "GET", Path: "/groups/" + j.group + "/members (in $batch)",
 					Attempts: j.attempts, Waited: j.waited, Status: status, Code: code, Message: msg}
 			}
@@ -175,7 +191,7 @@ func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Durat
 			wait = max(wait, w)
 			next = append(next, j)
 		default:
-			code, msg := itemError(item.GetBody())
+			code, msg := answerError(item.Body)
 			return nil, 0, fmt.Errorf("msgraph: read members of group %s: HTTP %d %s: %s%s",
 				r.label(j.group), status, code, msg, permissionHint(status, "GroupMember.Read.All"))
 		}
@@ -211,17 +227,25 @@ func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponsea
 		id := deref(o.GetId())
 		switch m := o.(type) {
 		case models.Userable:
-			g.Users = append(g.Users, id)
-			if _, seen := r.users[id]; !seen {
-				r.users[id] = r.user(m)
+			// A user is listed in many groups: keep one copy of its id.
+			if u, seen := r.users[id]; seen {
+				id = u.ID
+			} else {
+				u := r.user(m)
+				r.users[id] = u
+				id = u.ID
 			}
+			g.Users = append(g.Users, id)
 		case models.Groupable:
+			if sub := r.groups[id]; sub != nil {
+				id = sub.ID
+			}
 			g.Groups = append(g.Groups, id)
 			if r.groups[id] == nil {
 				l := r.subgroup(id, deref(m.GetDisplayName()))
 				r.groups[id] = &gsync.Group{ID: id, Name: l.name, NotSynced: l.notSynced}
 			}
-			if !r.requested[id] {
+			if !r.requested[id] && !r.noFollow {
 				next = append(next, r.start(id))
 			}
 		default:
@@ -233,6 +257,9 @@ func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponsea
 				r.others[j.group] = map[string]int{}
 			}
 			r.others[j.group][kind]++
+			if r.keepState {
+				r.otherIDs[j.group] = append(r.otherIDs[j.group], otherRef{id: id, kind: kind})
+			}
 		}
 	}
 	if link := page.GetOdataNextLink(); link != nil && *link != "" {
@@ -273,6 +300,9 @@ func (r *memberReader) user(u models.Userable) *gsync.User {
 			}
 		}
 	}
+	if r.keepState {
+		r.recs[out.ID] = r.s.userRecord(u)
+	}
 	return out
 }
 
@@ -280,6 +310,20 @@ func (r *memberReader) user(u models.Userable) *gsync.User {
 // fields for the common ones, additional data for the rest (extension
 // attributes such as extension_<appid>_employeeNumber).
 func userAttribute(u models.Userable, name string) string {
+	if v := typedAttribute(u, name); v != "" {
+		return v
+	}
+	switch v := u.GetAdditionalData()[name].(type) {
+	case string:
+		return v
+	case *string:
+		return deref(v)
+	}
+	return ""
+}
+
+// typedAttribute reads the properties the SDK models as fields.
+func typedAttribute(u models.Userable, name string) string {
 	switch name {
 	case "id":
 		return deref(u.GetId())
@@ -303,12 +347,6 @@ func userAttribute(u models.Userable, name string) string {
 		return deref(u.GetGivenName())
 	case "surname":
 		return deref(u.GetSurname())
-	}
-	switch v := u.GetAdditionalData()[name].(type) {
-	case string:
-		return v
-	case *string:
-		return deref(v)
 	}
 	return ""
 }
@@ -374,7 +412,7 @@ func retryAfterMap(h map[string]string) (time.Duration, bool) {
 	return retryAfter(hh, time.Now())
 }
 
-// itemError reads Graph's error from a batch item body.
+// itemError reads Graph's error from a batch item body decoded by the SDK.
 func itemError(body map[string]any) (code, message string) {
 	e, _ := body["error"].(map[string]any)
 	str := func(v any) string {

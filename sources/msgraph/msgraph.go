@@ -9,6 +9,10 @@
 // jitter) up to a cap; beyond it the whole snapshot fails, so the engine
 // never plans deletes from a partial read.
 //
+// With source.msgraph.delta enabled it reads incrementally, through Graph
+// delta queries applied to the state the last applied run kept (delta.go,
+// deltastate.go); Commit saves that state after a successful apply.
+//
 // This is the only package that imports the Graph SDK: it is large and slow
 // to compile.
 package msgraph
@@ -21,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -35,6 +40,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/state"
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
@@ -51,6 +57,12 @@ type Source struct {
 	stats     *Stats
 
 	needUsers, wantUserState bool
+
+	// Incremental reads (cfg.Delta.Enabled): see delta.go.
+	store    state.Store
+	now      func() time.Time
+	pending  *deltaState // the state of the last Snapshot, until Commit
+	lastRead gsync.SourceRead
 }
 
 // Option adjusts a Source.
@@ -65,6 +77,8 @@ type options struct {
 	// needUsers: the mapping keys users on a property, so the app needs
 	// User.Read.All; wantUserState: skip_disabled/skip_guests want it.
 	needUsers, wantUserState bool
+	store                    state.Store
+	now                      func() time.Time
 }
 
 // WithCredential replaces the credential that the config describes.
@@ -85,6 +99,13 @@ func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
 func WithUserAttributes(names ...string) Option {
 	return func(o *options) { o.userAttrs = append(o.userAttrs, names...) }
 }
+
+// WithStateStore keeps the incremental state in st instead of the store
+// that source.msgraph.delta.state describes.
+func WithStateStore(st state.Store) Option { return func(o *options) { o.store = st } }
+
+// WithClock replaces time.Now for the incremental state's ages (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // New builds a source. It does not contact Graph or the authority yet.
 func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
@@ -135,11 +156,43 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 		return nil, fmt.Errorf("msgraph: request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(baseURL)
-	return &Source{
-		cfg: cfg, client: msgraphsdk.NewGraphServiceClient(adapter), adapter: adapter, cred: cred,
+	src := &Source{
+		cfg: cfg, client: newGraphClient(adapter), adapter: adapter, cred: cred,
 		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats,
-		needUsers: o.needUsers, wantUserState: o.wantUserState,
-	}, nil
+		needUsers: o.needUsers, wantUserState: o.wantUserState, store: o.store, now: o.now,
+	}
+	if src.now == nil {
+		src.now = time.Now
+	}
+	if cfg.Delta.Enabled && src.store == nil {
+		if src.store, err = state.New(cfg.Delta.State); err != nil {
+			return nil, err
+		}
+	}
+	return src, nil
+}
+
+var firstClient sync.Once
+
+// newGraphClient is msgraphsdk.NewGraphServiceClient without its data race:
+// that constructor registers the serializers (once is enough; the registry
+// is locked) and, on every call, writes the SDK's global backing-store
+// factory, which every model constructor reads. A source built while
+// another one reads (the daemon, parallel tests) would race. So the first
+// client is built by the SDK, before any model exists, and the others
+// without the global write.
+func newGraphClient(adapter *msgraphsdk.GraphRequestAdapter) *msgraphsdk.GraphServiceClient {
+	var c *msgraphsdk.GraphServiceClient
+	firstClient.Do(func() { c = msgraphsdk.NewGraphServiceClient(adapter) })
+	if c != nil {
+		return c
+	}
+	adapter.EnableBackingStore(nil) // this adapter's parse nodes; nil leaves the global alone
+	c = &msgraphsdk.GraphServiceClient{GraphBaseServiceClient: msgraphsdk.GraphBaseServiceClient{
+		BaseRequestBuilder: *abs.NewBaseRequestBuilder(adapter, "{+baseurl}", map[string]string{}),
+	}}
+	c.BaseRequestBuilder.PathParameters["baseurl"] = adapter.GetBaseUrl()
+	return c
 }
 
 func hostOf(baseURL string) string {
@@ -177,11 +230,30 @@ var advancedQuery = regexp.MustCompile(`(?i)(\bne\b|\bnot\b|endswith\(|\$search)
 type listed struct {
 	id, name  string
 	notSynced string // why the source keeps it only for nesting, or ""
+	props     groupProps
 }
 
-// Snapshot reads the tenant.
+// groupProps are the group properties that decide whether a group is synced.
+type groupProps struct {
+	name                                             string
+	security, mail, unified, dynamic, roleAssignable bool
+}
+
+func propsOf(g models.Groupable) groupProps {
+	types := g.GetGroupTypes()
+	return groupProps{name: deref(g.GetDisplayName()), security: deref(g.GetSecurityEnabled()), mail: deref(g.GetMailEnabled()),
+		unified: slices.Contains(types, "Unified"), dynamic: slices.Contains(types, "DynamicMembership"),
+		roleAssignable: deref(g.GetIsAssignableToRole())}
+}
+
+// Snapshot reads the tenant: all of it, or with source.msgraph.delta
+// enabled, what changed since the last committed state (see delta.go).
 func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
+	if s.cfg.Delta.Enabled {
+		return s.deltaSnapshot(ctx)
+	}
 	start := time.Now()
+	before := s.stats.Requests.Load()
 	groupsList, err := s.listGroups(ctx)
 	if err != nil {
 		return nil, err
@@ -196,6 +268,7 @@ func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
 		zap.Int64("requests", s.stats.Requests.Load()), zap.Int64("batch_items", s.stats.BatchItems.Load()),
 		zap.Int64("retries", s.stats.Retries.Load()), zap.Int64("throttled", s.stats.Throttled.Load()),
 		zap.Duration("took", time.Since(start)))
+	s.lastRead = gsync.SourceRead{Mode: "full", Requests: s.stats.Requests.Load() - before}
 	return snap, nil
 }
 
@@ -219,7 +292,7 @@ func (s *Source) listGroups(ctx context.Context) ([]listed, error) {
 			return nil, fmt.Errorf("msgraph: list groups: %w", describe(err, "GroupMember.Read.All"))
 		}
 		for _, g := range page.GetValue() {
-			out = append(out, s.classify(g))
+			out = append(out, s.classify(deref(g.GetId()), propsOf(g)))
 		}
 		next := page.GetOdataNextLink()
 		if next == nil || *next == "" {
@@ -232,20 +305,17 @@ func (s *Source) listGroups(ctx context.Context) ([]listed, error) {
 }
 
 // classify applies the source's group-kind settings.
-func (s *Source) classify(g models.Groupable) listed {
-	l := listed{id: deref(g.GetId()), name: deref(g.GetDisplayName())}
-	types := g.GetGroupTypes()
-	security, mail := deref(g.GetSecurityEnabled()), deref(g.GetMailEnabled())
-	unified := slices.Contains(types, "Unified")
+func (s *Source) classify(id string, p groupProps) listed {
+	l := listed{id: id, name: p.name, props: p}
 	c := s.cfg.Groups
 	switch {
-	case c.SecurityEnabledOnly && !security:
+	case c.SecurityEnabledOnly && !p.security:
 		l.notSynced = "not security-enabled (source.msgraph.groups.security_enabled_only)"
-	case mail && !security && !unified && !c.IncludeDistribution:
+	case p.mail && !p.security && !p.unified && !c.IncludeDistribution:
 		l.notSynced = "distribution list (set source.msgraph.groups.include_distribution to sync it)"
-	case c.SkipDynamic && slices.Contains(types, "DynamicMembership"):
+	case c.SkipDynamic && p.dynamic:
 		l.notSynced = "dynamic membership (source.msgraph.groups.skip_dynamic)"
-	case c.SkipRoleAssignable && deref(g.GetIsAssignableToRole()):
+	case c.SkipRoleAssignable && p.roleAssignable:
 		l.notSynced = "role-assignable (source.msgraph.groups.skip_role_assignable)"
 	}
 	return l

@@ -10,12 +10,13 @@
 //	GET  /v1.0/groups/{id}/members            casts /graph.user, /microsoft.graph.group...; $select $top $filter
 //	GET  /v1.0/groups/{id}/transitiveMembers  the same, flattened, nested groups included
 //	GET  /v1.0/users, /v1.0/users/{id|upn}    as groups
+//	GET  /v1.0/groups/delta, /v1.0/users/delta  delta queries: $select (members), $filter=id eq, $deltatoken=latest; see delta.go
 //	GET  .../$count on any of the collections  text/plain, with ConsistencyLevel: eventual
 //	GET  /v1.0/organization                   needs Organization.Read.All or Directory.Read.All
 //	POST /v1.0/$batch                         up to 20 items, gzip bodies, answers in reverse order
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration, POST /{tenant}/oauth2/v2.0/token
 //
-// Anything else (delta queries, $expand, $orderby, writes) answers 501, or
+// Anything else ($expand, $orderby, writes) answers 501, or
 // 400 for query options, with a message naming graphtest, so a gap in the
 // fake is never mistaken for Graph's behaviour.
 //
@@ -24,6 +25,13 @@
 // statuses, dropped connections, truncated and malformed bodies, and tenant
 // changes between or during reads. Stats counts requests by endpoint and
 // resource units.
+//
+// Tenant changes made with Mutate, RemoveGroup and RemoveUser go into a
+// change log that delta queries replay: a deltaLink round returns the net
+// changes since its token (created, changed and removed groups and users,
+// members@delta with @removed), paged and merged as on Graph. WithDelta sets
+// page sizes, empty pages and replays; ExpireDeltaTokens and ResetDelta
+// make Graph's 400 syncStateNotFound and 410 Gone happen.
 //
 // Behaviour worth knowing, all as on Graph: without $select a user carries
 // Graph's default properties, which leave out accountEnabled and userType;

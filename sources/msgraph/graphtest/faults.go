@@ -270,7 +270,7 @@ func resourceUnits(ep Endpoint, selected bool) int {
 		cost = 3
 	case EndpointTransitiveMembers:
 		cost = 5
-	case EndpointUsers, EndpointUser:
+	case EndpointUsers, EndpointUser, EndpointUsersDelta:
 		cost = 2
 	}
 	if selected && cost > 1 {

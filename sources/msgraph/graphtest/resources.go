@@ -87,7 +87,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 	}
 	perms := s.permissions()
 	switch rt.ep {
-	case EndpointUsers, EndpointUser:
+	case EndpointUsers, EndpointUser, EndpointUsersDelta:
 		if !perms.canRead(kindUser) {
 			s.writeError(w, r, forbidden)
 			return
@@ -102,6 +102,10 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 			s.writeError(w, r, forbidden)
 			return
 		}
+	}
+	if rt.ep == EndpointGroupsDelta || rt.ep == EndpointUsersDelta {
+		s.serveDelta(w, r, rt)
+		return
 	}
 
 	ix := s.ix.Load()

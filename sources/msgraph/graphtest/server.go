@@ -29,6 +29,7 @@ type Server struct {
 
 	ix       atomic.Pointer[index]
 	mutateMu sync.Mutex
+	delta    deltaLog
 
 	mu        sync.Mutex // guards what follows
 	latency   time.Duration
@@ -58,6 +59,7 @@ type config struct {
 	throttle       int
 	throttleWindow time.Duration
 	faults         FaultFunc
+	delta          DeltaOptions
 }
 
 // Option configures a Server.
@@ -256,7 +258,7 @@ func (s *Server) Mutate(fn func(*Tenant)) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	s.ix.Store(newIndex(t))
+	s.commit(newIndex(t))
 	return nil
 }
 
@@ -321,8 +323,14 @@ func parseRoute(path string) route {
 	case len(seg) == 1 && is(0, "organization"):
 		return route{ep: EndpointOrganization}
 	case is(0, "groups") || is(0, "users"):
-		if len(seg) > 1 && (is(1, "delta") || is(1, "delta()")) {
-			return route{ep: EndpointOther, err: newError(http.StatusNotImplemented, "NotImplemented", "graphtest does not implement delta queries.")}
+		if len(seg) > 1 && isDelta(seg[1]) {
+			if len(seg) > 2 {
+				break
+			}
+			if is(0, "users") {
+				return route{ep: EndpointUsersDelta}
+			}
+			return route{ep: EndpointGroupsDelta}
 		}
 		if is(0, "users") {
 			switch len(seg) {
@@ -353,6 +361,14 @@ func parseRoute(path string) route {
 		}
 	}
 	return route{ep: EndpointOther, err: newError(http.StatusNotImplemented, "NotImplemented", "graphtest does not implement %s.", path)}
+}
+
+// isDelta matches the delta function segment: Graph's links say "delta",
+// the SDK sends "delta()", the documentation also names it
+// "microsoft.graph.delta".
+func isDelta(seg string) bool {
+	seg = strings.TrimSuffix(strings.ToLower(seg), "()")
+	return seg == "delta" || seg == "microsoft.graph.delta"
 }
 
 // parseCast reads a type cast segment: the SDK sends "graph.user", Graph's

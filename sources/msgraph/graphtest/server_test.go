@@ -423,8 +423,8 @@ func TestNotFound(t *testing.T) {
 	if code := get(t, s, "/v1.0/applications").errorCode(t, 501); code != "NotImplemented" {
 		t.Errorf("unimplemented path: %s", code)
 	}
-	if code := get(t, s, "/v1.0/groups/delta()").errorCode(t, 501); code != "NotImplemented" {
-		t.Errorf("delta: %s", code)
+	if code := get(t, s, "/v1.0/groups/delta()/members").errorCode(t, 501); code != "NotImplemented" {
+		t.Errorf("under delta: %s", code)
 	}
 	// Client request ids are echoed.
 	a := get(t, s, "/v1.0/groups/"+missing, "client-request-id", "abc-123")

@@ -21,12 +21,15 @@ const (
 	EndpointOpenIDConfiguration                 // GET /{tenant}/v2.0/.well-known/openid-configuration
 	EndpointInstanceDiscovery                   // GET /common/discovery/instance
 	EndpointToken                               // POST /{tenant}/oauth2/v2.0/token
+	EndpointGroupsDelta                         // GET /v1.0/groups/delta (one page)
+	EndpointUsersDelta                          // GET /v1.0/users/delta (one page)
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
 	"other", "groups", "group", "members", "transitiveMembers", "users", "user",
 	"organization", "batch", "openid-configuration", "instance-discovery", "token",
+	"groupsDelta", "usersDelta",
 }
 
 func (e Endpoint) String() string {
@@ -37,7 +40,9 @@ func (e Endpoint) String() string {
 }
 
 // isResource reports whether the endpoint reads directory data.
-func (e Endpoint) isResource() bool { return e >= EndpointGroups && e <= EndpointOrganization }
+func (e Endpoint) isResource() bool {
+	return e >= EndpointGroups && e <= EndpointOrganization || e == EndpointGroupsDelta || e == EndpointUsersDelta
+}
 
 // Stats counts the requests the server received, whatever their answer.
 // Items of a batch count under their own endpoint and in BatchItems, and the
@@ -51,6 +56,8 @@ type Stats struct {
 	UserPages             int64 // GET /users, one per page
 	UserGets              int64 // GET /users/{id}
 	Organization          int64
+	GroupDeltaPages       int64 // GET /groups/delta, one per page
+	UserDeltaPages        int64 // GET /users/delta, one per page
 	BatchPosts            int64
 	BatchItems            int64
 	TokenRequests         int64
@@ -74,6 +81,8 @@ func (s *Server) Stats() Stats {
 		UserPages:             c(EndpointUsers),
 		UserGets:              c(EndpointUser),
 		Organization:          c(EndpointOrganization),
+		GroupDeltaPages:       c(EndpointGroupsDelta),
+		UserDeltaPages:        c(EndpointUsersDelta),
 		BatchPosts:            c(EndpointBatch),
 		BatchItems:            s.batchItems.Load(),
 		TokenRequests:         c(EndpointToken),

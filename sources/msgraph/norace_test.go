@@ -1,0 +1,5 @@
+//go:build !race
+
+package msgraph
+
+const raceEnabled = false

@@ -1,0 +1,34 @@
+package sync
+
+import "context"
+
+// Committer is a source that reads incrementally (the Entra ID source with
+// source.msgraph.delta.enabled): Snapshot keeps the state it would need
+// next time (delta links, the tenant as read) pending, and Commit saves it.
+//
+// Call Commit only after the plan built from that Snapshot was applied
+// successfully; after a plan, a failed apply or a guard, do not. A run
+// that does not commit reads the same changes again next time. A Commit
+// error loses nothing either: the next run reads in full.
+type Committer interface {
+	Commit(ctx context.Context) error
+}
+
+// SourceRead says how a source read its snapshot, for logs and reports.
+type SourceRead struct {
+	// Mode is "full" or "incremental".
+	Mode string `json:"mode"`
+	// Reason says why a full read was made when the source reads
+	// incrementally (no state yet, the state was corrupt or expired, Graph
+	// asked for a resync, the drift-repair cadence); empty otherwise.
+	Reason string `json:"reason,omitempty"`
+	// Requests is the number of HTTP requests the read sent.
+	Requests int64 `json:"requests"`
+	// Changes counts the changed objects an incremental read applied.
+	Changes int `json:"changes,omitempty"`
+}
+
+// ReadDescriber is a source that can say how its last Snapshot read.
+type ReadDescriber interface {
+	LastRead() SourceRead
+}
