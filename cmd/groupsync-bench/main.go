@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -259,7 +258,7 @@ sync:
 	if _, err := run("no change"); err != nil {
 		return nil, err
 	}
-	if err := graph.Mutate(func(t *graphtest.Tenant) { changeMemberships(t, 0.01) }); err != nil {
+	if err := graph.Mutate(func(t *graphtest.Tenant) { t.MoveMemberships(0.01, 7) }); err != nil {
 		return nil, err
 	}
 	if _, err := run("1% changed"); err != nil {
@@ -387,31 +386,6 @@ func minGraphRequests(t *graphtest.Tenant) int64 {
 		pages += max(1, (len(g.Members)+998)/999)
 	}
 	return int64((len(t.Groups)+998)/999 + (pages+19)/20)
-}
-
-// changeMemberships moves fraction of the direct user memberships: half
-// removed, as many added elsewhere.
-func changeMemberships(t *graphtest.Tenant, fraction float64) {
-	r := rand.New(rand.NewPCG(7, 7))
-	total := 0
-	for _, g := range t.Groups {
-		total += len(g.Members)
-	}
-	n := int(float64(total) * fraction / 2)
-	for range n {
-		g := &t.Groups[r.IntN(len(t.Groups))]
-		if len(g.Members) > 0 {
-			i := r.IntN(len(g.Members))
-			g.Members = slices.Delete(g.Members, i, i+1)
-		}
-	}
-	for range n {
-		g := &t.Groups[r.IntN(len(t.Groups))]
-		u := t.Users[r.IntN(len(t.Users))].ID
-		if !slices.Contains(g.Members, u) {
-			g.Members = append(g.Members, u)
-		}
-	}
 }
 
 // renameLargest renames the synced group with the most direct user

@@ -161,31 +161,6 @@ func TestDeltaStateDamage(t *testing.T) {
 	}
 }
 
-// changeMemberships moves a fraction of the direct user memberships, half
-// removed and as many added elsewhere: the benchmark harness's "1% changed".
-func changeMemberships(t *graphtest.Tenant, fraction float64) {
-	r := rand.New(rand.NewPCG(7, 7))
-	total := 0
-	for _, g := range t.Groups {
-		total += len(g.Members)
-	}
-	n := int(float64(total) * fraction / 2)
-	for range n {
-		g := &t.Groups[r.IntN(len(t.Groups))]
-		if len(g.Members) > 0 {
-			i := r.IntN(len(g.Members))
-			g.Members = slices.Delete(g.Members, i, i+1)
-		}
-	}
-	for range n {
-		g := &t.Groups[r.IntN(len(t.Groups))]
-		u := t.Users[r.IntN(len(t.Users))].ID
-		if !slices.Contains(g.Members, u) {
-			g.Members = append(g.Members, u)
-		}
-	}
-}
-
 // TestDeltaLargeTenantRequests measures full and incremental reads of the
 // 100k-user tenant through the real SDK: requests and time, and the size of
 // the state a full read keeps. Run with -delta.large.
@@ -223,7 +198,7 @@ func TestDeltaLargeTenantRequests(t *testing.T) {
 	t.Logf("state after the full read: %d bytes, %d Kubernetes objects", len(data), objectsFor(len(data)))
 	measure("no change (incremental)", incremental)
 
-	must(t, srv.Mutate(func(tn *graphtest.Tenant) { changeMemberships(tn, 0.01) }))
+	must(t, srv.Mutate(func(tn *graphtest.Tenant) { tn.MoveMemberships(0.01, 7) }))
 	measure("1% of memberships moved (incr.)", incremental)
 	if got := p.inc.LastRead(); got.Mode != "incremental" {
 		t.Fatalf("%+v", got)

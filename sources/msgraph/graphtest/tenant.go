@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -225,4 +226,30 @@ func (g *Group) hasType(t string) bool {
 		}
 	}
 	return false
+}
+
+// MoveMemberships changes fraction of the direct memberships, as a day of
+// joiners and leavers would: half of them removed from random groups, as
+// many random users added to random groups. seed makes it repeatable.
+func (t *Tenant) MoveMemberships(fraction float64, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed))
+	total := 0
+	for _, g := range t.Groups {
+		total += len(g.Members)
+	}
+	n := int(float64(total) * fraction / 2)
+	for range n {
+		g := &t.Groups[r.IntN(len(t.Groups))]
+		if len(g.Members) > 0 {
+			i := r.IntN(len(g.Members))
+			g.Members = slices.Delete(g.Members, i, i+1)
+		}
+	}
+	for range n {
+		g := &t.Groups[r.IntN(len(t.Groups))]
+		u := t.Users[r.IntN(len(t.Users))].ID
+		if !slices.Contains(g.Members, u) {
+			g.Members = append(g.Members, u)
+		}
+	}
 }
