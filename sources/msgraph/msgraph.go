@@ -109,6 +109,9 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 
 // New builds a source. It does not contact Graph or the authority yet.
 func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
+	// msgraph-sdk-go-core creates its error registry on first use without
+	// a lock; parallel $batch requests would race on it. Create it now.
+	msgraphcore.GetErrorFactoryFromRegistry("")
 	var o options
 	for _, opt := range opts {
 		opt(&o)
