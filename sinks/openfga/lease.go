@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/groupsync/groupsync/internal/retry"
 	"net/http"
 	"strings"
 	"time"
@@ -70,7 +71,7 @@ func (l *Lease) Acquire(ctx context.Context, wait time.Duration) (context.Contex
 				l.key.Object, held.Format(time.RFC3339), held.Add(l.ttl).Format(time.RFC3339), wait)
 		}
 		l.log.Info("lease busy; waiting", zap.String("lease", l.key.Object), zap.Time("expires", held.Add(l.ttl)))
-		if err := sleep(ctx, min(l.poll, deadline.Sub(l.now()))); err != nil {
+		if err := retry.Sleep(ctx, min(l.poll, deadline.Sub(l.now()))); err != nil {
 			return nil, nil, err
 		}
 	}

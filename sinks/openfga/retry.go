@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/groupsync/groupsync/internal/retry"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,11 +83,11 @@ func call[T any](ctx context.Context, c *conn, op, store string, requests *int, 
 			e.Err, e.Message, e.Status, e.Code = ctxErr, ctxErr.Error(), 0, ""
 			return zero, e
 		}
-		retry, header := retryable(err)
-		if !retry || attempt >= c.cfg.MaxRetries {
+		again, header := retryable(err)
+		if !again || attempt >= c.cfg.MaxRetries {
 			return zero, e
 		}
-		if err := sleep(ctx, c.backoff(attempt, header)); err != nil {
+		if err := retry.Sleep(ctx, c.backoff(attempt, header)); err != nil {
 			e.Err, e.Message, e.Status, e.Code = err, err.Error(), 0, ""
 			return zero, e
 		}
@@ -166,7 +166,7 @@ func errorBody(body []byte, status int) (code, message string) {
 // backoff is the wait before attempt+1: Retry-After when the server sent
 // one, else RetryMinWait·2^attempt plus up to as much again of jitter.
 func (c *conn) backoff(attempt int, h http.Header) time.Duration {
-	if d, ok := retryAfter(h, time.Now()); ok {
+	if d, ok := retry.After(h, time.Now()); ok {
 		return min(d, maxRetryAfter)
 	}
 	d := time.Duration(c.cfg.RetryMinWait)
@@ -178,33 +178,4 @@ func (c *conn) backoff(attempt int, h http.Header) time.Duration {
 		return 0
 	}
 	return d + rand.N(d)
-}
-
-// retryAfter parses Retry-After: delay-seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		return time.Duration(min(max(secs, 0), 1<<30)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -9,32 +9,6 @@ import (
 	"github.com/groupsync/groupsync/config"
 )
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		header string
-		want   time.Duration
-		ok     bool
-	}{
-		{"", 0, false},
-		{"3", 3 * time.Second, true},
-		{" 0 ", 0, true},
-		{"-5", 0, true},
-		{"Sun, 01 Mar 2026 12:00:07 GMT", 7 * time.Second, true},
-		{"Sun, 01 Mar 2026 11:00:00 GMT", 0, true}, // in the past: at once
-		{"soon", 0, false},
-	} {
-		h := http.Header{}
-		if tc.header != "" {
-			h.Set("Retry-After", tc.header)
-		}
-		got, ok := retryAfter(h, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.header, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func TestBackoff(t *testing.T) {
 	c := &conn{cfg: config.OpenFGA{RetryMinWait: config.Duration(100 * time.Millisecond)}}
 	for attempt, base := range []time.Duration{100, 200, 400, 800} {

@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/groupsync/groupsync/internal/retry"
 	"io"
-	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -80,8 +79,8 @@ func (s *Source) get(ctx context.Context, path string, query url.Values, out any
 			}
 			return nil
 		}
-		wait := backoff(s.minWait, attempt)
-		if d, ok := retryAfter(header); ok {
+		wait := retry.Backoff(s.minWait, attempt)
+		if d, ok := retry.After(header, time.Now()); ok {
 			wait = d
 		}
 		if attempt > s.cfg.MaxRetries || waited+wait > time.Duration(s.cfg.MaxRetryWait) {
@@ -166,29 +165,4 @@ func snippet(b []byte) string {
 		b = append(b[:120:120], "..."...)
 	}
 	return string(b)
-}
-
-// backoff is the wait before retry n (from 1): minWait doubling, capped at
-// a minute, with full jitter in its upper half.
-func backoff(minWait time.Duration, n int) time.Duration {
-	d := minWait << min(n-1, 16)
-	if d > time.Minute || d <= 0 {
-		d = time.Minute
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(h http.Header) (time.Duration, bool) {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
-		return time.Duration(secs * float64(time.Second)), true
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		return max(time.Until(at), 0), true
-	}
-	return 0, false
 }

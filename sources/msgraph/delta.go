@@ -33,6 +33,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/groupsync/groupsync/internal/retry"
 	"net/http"
 	"slices"
 	"sort"
@@ -289,30 +290,31 @@ func (s *Source) latestLink(ctx context.Context, resource string, sel []string) 
 
 // groupRound follows a groups delta round to its deltaLink.
 func (s *Source) groupRound(ctx context.Context, link string) ([]models.Groupable, string, error) {
-	var out []models.Groupable
-	for {
-		page, err := s.client.Groups().Delta().WithUrl(link).GetAsDeltaGetResponse(ctx, nil)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, page.GetValue()...)
-		if next := deref(page.GetOdataNextLink()); next != "" {
-			link = next
-			continue
-		}
-		delta := deref(page.GetOdataDeltaLink())
-		if delta == "" {
-			return nil, "", errors.New("Graph ended a groups delta round without @odata.deltaLink")
-		}
-		return out, delta, nil
-	}
+	return deltaRound(ctx, link, "groups", func(ctx context.Context, link string) (deltaPage[models.Groupable], error) {
+		return s.client.Groups().Delta().WithUrl(link).GetAsDeltaGetResponse(ctx, nil)
+	})
 }
 
 // userRound follows a users delta round to its deltaLink.
 func (s *Source) userRound(ctx context.Context, link string) ([]models.Userable, string, error) {
-	var out []models.Userable
+	return deltaRound(ctx, link, "users", func(ctx context.Context, link string) (deltaPage[models.Userable], error) {
+		return s.client.Users().Delta().WithUrl(link).GetAsDeltaGetResponse(ctx, nil)
+	})
+}
+
+// deltaPage is what the SDK's delta responses have in common.
+type deltaPage[T any] interface {
+	GetValue() []T
+	GetOdataNextLink() *string
+	GetOdataDeltaLink() *string
+}
+
+// deltaRound follows nextLinks from link to the round's deltaLink and
+// returns every object on the way.
+func deltaRound[T any](ctx context.Context, link, what string, get func(context.Context, string) (deltaPage[T], error)) ([]T, string, error) {
+	var out []T
 	for {
-		page, err := s.client.Users().Delta().WithUrl(link).GetAsDeltaGetResponse(ctx, nil)
+		page, err := get(ctx, link)
 		if err != nil {
 			return nil, "", err
 		}
@@ -323,7 +325,7 @@ func (s *Source) userRound(ctx context.Context, link string) ([]models.Userable,
 		}
 		delta := deref(page.GetOdataDeltaLink())
 		if delta == "" {
-			return nil, "", errors.New("Graph ended a users delta round without @odata.deltaLink")
+			return nil, "", fmt.Errorf("Graph ended a %s delta round without @odata.deltaLink", what)
 		}
 		return out, delta, nil
 	}
@@ -1022,7 +1024,7 @@ func (s *Source) batchGet(ctx context.Context, ids []string, what string,
 					case retryableStatus(status):
 						d, ok := retryAfterMap(r.GetHeaders())
 						if !ok {
-							d = backoff(s.retryMin(), p.attempts+1)
+							d = retry.Backoff(s.retryMin(), p.attempts+1)
 						}
 						s.stats.Retries.Add(1)
 						if status == http.StatusTooManyRequests {
@@ -1051,7 +1053,7 @@ func (s *Source) batchGet(ctx context.Context, ids []string, what string,
 			return nil, err
 		}
 		if wait > 0 {
-			if err := sleep(ctx, wait); err != nil {
+			if err := retry.Sleep(ctx, wait); err != nil {
 				return nil, err
 			}
 			s.stats.addWait(wait)

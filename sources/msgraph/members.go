@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/groupsync/groupsync/internal/retry"
 	"net/http"
 	"slices"
 	"sort"
@@ -92,7 +93,7 @@ func (r *memberReader) readJobs(ctx context.Context, pending []job) error {
 		}
 		if wait > 0 {
 			r.s.log.Debug("Graph throttled batch items; waiting", zap.Duration("wait", wait), zap.Int("items", len(next)))
-			if err := sleep(ctx, wait); err != nil {
+			if err := retry.Sleep(ctx, wait); err != nil {
 				return err
 			}
 			r.s.stats.addWait(wait)
@@ -175,7 +176,7 @@ func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Durat
 		case retryableStatus(status):
 			w, ok := retryAfterMap(item.Headers)
 			if !ok {
-				w = backoff(r.s.retryMin(), j.attempts+1)
+				w = retry.Backoff(r.s.retryMin(), j.attempts+1)
 			}
 			r.s.stats.Retries.Add(1)
 			if status == http.StatusTooManyRequests {
@@ -409,7 +410,7 @@ func retryAfterMap(h map[string]string) (time.Duration, bool) {
 	for k, v := range h {
 		hh.Set(k, v)
 	}
-	return retryAfter(hh, time.Now())
+	return retry.After(hh, time.Now())
 }
 
 // itemError reads Graph's error from a batch item body decoded by the SDK.

@@ -5,10 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/groupsync/groupsync/internal/retry"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -76,9 +75,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		wait := backoff(t.minWait, attempt)
+		wait := retry.Backoff(t.minWait, attempt)
 		if resp != nil {
-			if d, ok := retryAfter(resp.Header, time.Now()); ok {
+			if d, ok := retry.After(resp.Header, time.Now()); ok {
 				wait = d
 			}
 		}
@@ -91,7 +90,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, g
 		}
 		t.stats.retry(resp)
-		if err := sleep(req.Context(), wait); err != nil {
+		if err := retry.Sleep(req.Context(), wait); err != nil {
 			return nil, err
 		}
 		waited += wait
@@ -127,42 +126,6 @@ func (t *retryTransport) attempt(req *http.Request, body []byte) (*http.Response
 
 func retryableStatus(code int) bool {
 	return code == http.StatusTooManyRequests || (code >= 500 && code != http.StatusNotImplemented)
-}
-
-// backoff is the wait before retry n (from 1): minWait doubling, capped at
-// a minute, with full jitter in its upper half.
-func backoff(minWait time.Duration, n int) time.Duration {
-	d := minWait << min(n-1, 16)
-	if d > time.Minute || d <= 0 {
-		d = time.Minute
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// retryAfter reads Retry-After as seconds (possibly fractional) or an HTTP date.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
-		return time.Duration(secs * float64(time.Second)), true
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		return max(at.Sub(now), 0), true
-	}
-	return 0, false
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // graphError reads Graph's {"error":{"code","message"}} from a buffered body.
