@@ -5,7 +5,6 @@ package retry
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,11 +31,7 @@ func After(h http.Header, now time.Time) (d time.Duration, ok bool) {
 // Backoff is the wait before retry n (from 1): minWait doubling, capped at
 // a minute, with full jitter in its upper half.
 func Backoff(minWait time.Duration, n int) time.Duration {
-	d := minWait << min(max(n-1, 0), 16)
-	if d > time.Minute || d <= 0 {
-		d = time.Minute
-	}
-	return d/2 + rand.N(d/2+1)
+	return Policy{MinWait: minWait}.Wait(n, nil)
 }
 
 // Sleep waits d, or until ctx ends (then it returns ctx's error).
