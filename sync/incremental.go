@@ -1,6 +1,9 @@
 package sync
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Committer is a source that reads incrementally (the Entra ID source with
 // source.msgraph.delta.enabled): Snapshot keeps the state it would need
@@ -26,9 +29,21 @@ type SourceRead struct {
 	Requests int64 `json:"requests"`
 	// Changes counts the changed objects an incremental read applied.
 	Changes int `json:"changes,omitempty"`
+	// BatchItems counts requests carried inside batch requests (Graph's
+	// $batch): each is one read, but not one HTTP request.
+	BatchItems int64 `json:"batch_items,omitempty"`
+	// Retries counts retried requests (and retried batch items).
+	Retries int64 `json:"retries,omitempty"`
+	// Throttled counts answers that asked us to slow down (HTTP 429).
+	Throttled int64 `json:"throttled,omitempty"`
+	// Waited is the time spent waiting to retry.
+	Waited time.Duration `json:"waited_ns,omitempty"`
 }
 
-// ReadDescriber is a source that can say how its last Snapshot read.
+// ReadDescriber is a source that can say how its last Snapshot read. Every
+// source of groupsync is one: the run's report and the metrics take the
+// source's request, retry and throttle counts from here, never from a
+// concrete source type.
 type ReadDescriber interface {
 	LastRead() SourceRead
 }
