@@ -25,22 +25,37 @@ fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
 echo "== PostgreSQL on 127.0.0.1:$pgport ($work/pg)"
-pkill -f "openfga run --datastore-engine postgres" 2>/dev/null || true
+# Stop only what an earlier run of this script started (its PID file), never
+# another OpenFGA on the machine.
+stop_openfga() {
+  local pid
+  pid=$(cat "$work/openfga.pid" 2>/dev/null) || return 0
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q openfga "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$work/openfga.pid"
+}
+stop_openfga
 if [ -f "$work/pg/postmaster.pid" ]; then su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $work/pg -m fast stop" >/dev/null 2>&1 || true; fi
 rm -rf "$work/pg" && mkdir -p "$work/pg" && chown postgres "$work/pg"
 su postgres -s /bin/sh -c "$pgbin/initdb -D $work/pg -U postgres --auth=trust" >"$work/initdb.log"
 su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $work/pg -l $work/pg/server.log -o '-p $pgport -k /tmp -c shared_buffers=512MB -c max_connections=200' start" >/dev/null
-trap 'pkill -f "openfga run --datastore-engine postgres" 2>/dev/null || true; su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $work/pg -m fast stop" >/dev/null 2>&1 || true' EXIT
+trap 'stop_openfga; su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $work/pg -m fast stop" >/dev/null 2>&1 || true' EXIT
 for i in $(seq 50); do "$pgbin/pg_isready" -h 127.0.0.1 -p $pgport >/dev/null 2>&1 && break; sleep 0.2; done
 psql="$pgbin/psql -h 127.0.0.1 -p $pgport -U postgres -q"
 $psql -c "CREATE DATABASE openfga" >/dev/null
 dsn="postgres://postgres@127.0.0.1:$pgport/openfga?sslmode=disable"
 
-echo "== OpenFGA (go tool openfga) on 127.0.0.1:$fgaport"
-go tool openfga migrate --datastore-engine postgres --datastore-uri "$dsn" >"$work/migrate.log" 2>&1
-go tool openfga run --datastore-engine postgres --datastore-uri "$dsn" \
+echo "== OpenFGA (the version pinned in go.mod) on 127.0.0.1:$fgaport"
+# Built to a file and started directly, so $! is OpenFGA itself and the
+# trap stops exactly that process.
+go build -o "$work/openfga" github.com/openfga/openfga/cmd/openfga
+"$work/openfga" migrate --datastore-engine postgres --datastore-uri "$dsn" >"$work/migrate.log" 2>&1
+"$work/openfga" run --datastore-engine postgres --datastore-uri "$dsn" \
   --http-addr 127.0.0.1:$fgaport --grpc-addr 127.0.0.1:$((fgaport + 1)) \
   --playground-enabled=false --metrics-enabled=false --log-level warn >"$work/openfga.log" 2>&1 &
+echo $! >"$work/openfga.pid"
 for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$fgaport) 2>/dev/null && break; sleep 0.2; done
 
 echo "== build"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quickstart: sync the example tenant (examples/tenant.yaml) into a real
-# OpenFGA started here from the version pinned in go.mod (go tool openfga),
+# OpenFGA started here from the version pinned in go.mod (its tool line),
 # on a sqlite file. Shows the plan, the apply and a second, empty plan.
 # Needs nothing but Go; the first run builds OpenFGA (a few minutes).
 #
@@ -19,13 +19,15 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Building groupsync and OpenFGA (the first build of OpenFGA takes a few minutes)"
 go build -o "$work/groupsync" ./cmd/groupsync
-go tool openfga version >/dev/null 2>&1
+# OpenFGA is built to a file and started directly, so the PID below is
+# OpenFGA's own and the exit trap stops exactly that process.
+go build -o "$work/openfga" github.com/openfga/openfga/cmd/openfga
 gs() { "$work/groupsync" "$@"; }
 
 step "Starting OpenFGA on 127.0.0.1:${port} with sqlite ($work/openfga.db)"
 db="file:$work/openfga.db"
-go tool openfga migrate --datastore-engine sqlite --datastore-uri "$db" >"$work/migrate.log" 2>&1
-go tool openfga run --datastore-engine sqlite --datastore-uri "$db" \
+"$work/openfga" migrate --datastore-engine sqlite --datastore-uri "$db" >"$work/migrate.log" 2>&1
+"$work/openfga" run --datastore-engine sqlite --datastore-uri "$db" \
   --http-addr "127.0.0.1:${port}" --grpc-addr "127.0.0.1:$((port + 1))" \
   --playground-enabled=false --metrics-enabled=false --log-level warn >"$work/openfga.log" 2>&1 &
 fga_pid=$!
