@@ -246,13 +246,13 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
 		if m.cfg.User.Lowercase {
 			key = strings.ToLower(key)
 		}
-		if why := invalidID(key); why != "" {
+		if why := idProblem(key); why != "" {
 			skip(ReasonInvalidUserID, fmt.Sprintf("%s %q cannot be an OpenFGA user id: %s; key users by id instead", attr, key, why))
 			continue
 		}
 		user := m.cfg.User.Type + ":" + key
-		if len(user) > 512 {
-			skip(ReasonInvalidUserID, fmt.Sprintf("%q is longer than OpenFGA's 512 bytes for a user", user))
+		if why := userLengthProblem(user); why != "" {
+			skip(ReasonInvalidUserID, fmt.Sprintf("%q is %s; key users by id instead", user, why))
 			continue
 		}
 		keys[u.ID] = user
@@ -359,7 +359,7 @@ func (m *Mapper) groupKey(g *Group) (key, why string) {
 	if m.cfg.Group.Lowercase {
 		key = strings.ToLower(key)
 	}
-	if problem := invalidID(key); problem != "" {
+	if problem := idProblem(key); problem != "" {
 		hint := "rename the group, exclude it with mapping.filters.exclude, or set mapping.group.key: id"
 		switch {
 		case m.cfg.Group.Key == "id":
@@ -369,8 +369,8 @@ func (m *Mapper) groupKey(g *Group) (key, why string) {
 		}
 		return "", fmt.Sprintf("%s %q cannot be an OpenFGA object id: %s; %s", m.cfg.Group.Key, key, problem, hint)
 	}
-	if obj := m.cfg.ObjectType + ":" + key; len(obj) > 256 {
-		return "", fmt.Sprintf("%s is %d bytes, over OpenFGA's 256 for an object; set mapping.group.key: id", "object", len(obj))
+	if why := objectLengthProblem(m.cfg.ObjectType + ":" + key); why != "" {
+		return "", fmt.Sprintf("object %s:%s is %s; set mapping.group.key: id", m.cfg.ObjectType, key, why)
 	}
 	return key, ""
 }
@@ -394,24 +394,6 @@ func noteBadMembers(g *Group, groupIDs, userIDs map[string]bool, d *Desired) {
 				Detail: fmt.Sprintf("subgroup %q is not in the snapshot; ignored", id)})
 		}
 	}
-}
-
-// invalidID says why s cannot be the id part of an OpenFGA object or user,
-// or "" when it can.
-func invalidID(s string) string {
-	switch {
-	case s == "":
-		return "it is empty"
-	case s == "*":
-		return `"*" is OpenFGA's wildcard`
-	case strings.IndexFunc(s, unicode.IsSpace) >= 0:
-		return "it contains whitespace"
-	case strings.Contains(s, "#"):
-		return "it contains '#'"
-	case strings.Contains(s, ":"):
-		return "it contains ':'"
-	}
-	return ""
 }
 
 func sorted(s []string) []string {

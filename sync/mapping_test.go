@@ -309,3 +309,24 @@ func TestGroupsReadOnlyForNesting(t *testing.T) {
 		}
 	}
 }
+
+// OpenFGA counts an object's characters, not its bytes: a 250-character
+// name with umlauts (500 bytes) is a valid object and is synced.
+func TestLongNonASCIIGroupNameIsSynced(t *testing.T) {
+	name := strings.Repeat("ü", 250)
+	s := &Snapshot{Users: []User{{ID: "a"}}, Groups: []Group{
+		{ID: "1", Name: name, Users: []string{"a"}},
+		{ID: "2", Name: name + "ü", Users: []string{"a"}},
+		{ID: "3", Name: "team\u00a0red", Users: []string{"a"}},
+	}}
+	d := mustMap(t, mapping(nil), s)
+	assertTuples(t, d.Tuples, "user:a member group:"+name)
+	if len(d.Skipped) != 2 || !strings.Contains(d.Skipped[0].Detail+d.Skipped[1].Detail, "257 characters, over OpenFGA's 256") {
+		t.Fatalf("skipped %+v", d.Skipped)
+	}
+	// replace_whitespace replaces a no-break space like a space.
+	d = mustMap(t, mapping(func(m *config.Mapping) { m.Group.ReplaceWhitespace = "-" }), s)
+	if !slices.Contains(tupleStrings(d.Tuples), "user:a member group:team-red") {
+		t.Fatalf("tuples %q", tupleStrings(d.Tuples))
+	}
+}
