@@ -135,6 +135,8 @@ type Mapping struct {
 	// "userset" writes group:child#member on the parent; "direct" ignores subgroups.
 	Nesting string  `yaml:"nesting"`
 	Filters Filters `yaml:"filters"`
+	// Grants write tuples beyond membership (config/grants.go).
+	Grants []GrantRule `yaml:"grants"`
 }
 
 // UserMapping says how a user becomes an OpenFGA user.

@@ -142,6 +142,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	validateGrants(m.Grants, add)
 	c.Sync.validate(add)
 	c.Daemon.validate(add)
 	return errors.Join(errs...)

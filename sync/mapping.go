@@ -59,11 +59,15 @@ type Desired struct {
 
 	SourceGroups int
 	SourceUsers  int
+
+	// Grants are the grant rules' tuples, one set per scope (grants.go).
+	Grants []GrantSet
 }
 
 // Mapper turns snapshots into desired tuples according to config.Mapping.
 type Mapper struct {
 	cfg      config.Mapping
+	grants   []grantRule
 	include  []rule
 	exclude  []rule
 	defaults []rule
@@ -85,6 +89,9 @@ func NewMapper(cfg config.Mapping) (*Mapper, error) {
 			ms[i] = config.Match{Name: n}
 		}
 		m.defaults, _ = compileRules(ms)
+	}
+	if m.grants, err = compileGrants(cfg.Grants); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -167,6 +174,23 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 				d.Tuples = append(d.Tuples, Tuple{User: u, Relation: m.cfg.Relation, Object: mg.Object})
 			}
 		}
+	}
+	if len(m.grants) > 0 {
+		// A {user} grant goes to every member, nested ones included,
+		// whatever the nesting mode of the membership tuples.
+		flat := *m
+		flat.cfg.Nesting = "flatten"
+		gs := make([]grantGroup, len(d.Groups))
+		for i, mg := range d.Groups {
+			g := groups[mg.ID]
+			gs[i] = grantGroup{group: g, object: mg.Object, key: strings.TrimPrefix(mg.Object, m.cfg.ObjectType+":"),
+				users: func() []string {
+					us := flat.members(g, groups, nil, users, nil)
+					slices.Sort(us)
+					return slices.Compact(us)
+				}}
+		}
+		mapGrants(m.grants, gs, d)
 	}
 	slices.SortFunc(d.Skipped, func(a, b Skip) int {
 		return cmpStrings(a.Kind, b.Kind, a.Reason, b.Reason, a.ID, b.ID, a.Detail, b.Detail)
