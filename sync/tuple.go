@@ -51,6 +51,10 @@ type Scope struct {
 	// which a sink can read in parallel. When nil the sink reads every tuple of
 	// ObjectType and keeps those in scope.
 	Objects []string
+	// Users, when non-nil (and Objects nil), narrows the read to tuples
+	// whose user is one of these ("group:team-red#member"): the grants that
+	// name managed groups, which OpenFGA reads by user and object type.
+	Users []string
 }
 
 // Contains reports whether t lies inside the scope (ignoring Objects).

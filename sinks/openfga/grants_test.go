@@ -74,3 +74,22 @@ func TestGrantsWithoutGrantingTypesReadsNothing(t *testing.T) {
 		t.Fatalf("got %v, err %v, %d reads; the default model has no grants", got, err, srv.ReadRequests())
 	}
 }
+
+func TestReadByUsersKeepsTheScope(t *testing.T) {
+	srv := fgatest.New(t)
+	storeID, _ := srv.CreateStore(t, "app", appModel)
+	srv.WriteTuples(t, storeID,
+		gsync.Tuple{User: "group:team-red#member", Relation: "viewer", Object: "project:red"},
+		gsync.Tuple{User: "group:team-red#member", Relation: "operator", Object: "project:red"}, // another relation
+		gsync.Tuple{User: "group:team-blue#member", Relation: "viewer", Object: "project:blue"}, // another group
+		gsync.Tuple{User: "user:bob", Relation: "viewer", Object: "project:red"},               // a user
+		gsync.Tuple{User: "group:team-red#member", Relation: "viewer", Object: "server:incus"},  // another type
+	)
+	s := newSink(t, testConfig(srv, storeID))
+	got, err := s.Read(t.Context(), gsync.Scope{ObjectType: "project", Relation: "viewer", UserTypes: []string{"group#member"},
+		Users: []string{"group:team-red#member", "group:team-green#member"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTuples(t, got, []gsync.Tuple{{User: "group:team-red#member", Relation: "viewer", Object: "project:red"}})
+}

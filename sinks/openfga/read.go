@@ -22,6 +22,9 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 	if err := checkScope(scope); err != nil {
 		return nil, err
 	}
+	if scope.Objects == nil && scope.Users != nil {
+		return s.readByUsers(ctx, scope)
+	}
 	if scope.Objects == nil {
 		out, err := s.readPages(ctx, nil, scope, &interner{})
 		if err != nil {
@@ -69,6 +72,34 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 	var out []gsync.Tuple
 	for _, ts := range results {
 		out = append(out, ts...)
+	}
+	gsync.SortTuples(out)
+	return out, nil
+}
+
+// readByUsers reads, for each of scope.Users, its tuples of scope.Relation
+// on objects of scope.ObjectType, several users in flight.
+func (s *Sink) readByUsers(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, error) {
+	users := slices.Clone(scope.Users)
+	slices.Sort(users)
+	users = slices.Compact(users)
+	in := &interner{}
+	var mu sync.Mutex
+	var out []gsync.Tuple
+	err := s.eachObject(ctx, users, func(ctx context.Context, user string) error {
+		prefix := scope.ObjectType + ":"
+		key := &fga.ReadRequestTupleKey{User: &user, Relation: &scope.Relation, Object: &prefix}
+		ts, err := s.readPages(ctx, key, scope, in)
+		if err != nil {
+			return fmt.Errorf("read the %q tuples of %s on %s objects: %w", scope.Relation, user, scope.ObjectType, err)
+		}
+		mu.Lock()
+		out = append(out, ts...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	gsync.SortTuples(out)
 	return out, nil
