@@ -82,7 +82,7 @@ func TestReadByUsersKeepsTheScope(t *testing.T) {
 		gsync.Tuple{User: "group:team-red#member", Relation: "viewer", Object: "project:red"},
 		gsync.Tuple{User: "group:team-red#member", Relation: "operator", Object: "project:red"}, // another relation
 		gsync.Tuple{User: "group:team-blue#member", Relation: "viewer", Object: "project:blue"}, // another group
-		gsync.Tuple{User: "user:bob", Relation: "viewer", Object: "project:red"},               // a user
+		gsync.Tuple{User: "user:bob", Relation: "viewer", Object: "project:red"},                // a user
 		gsync.Tuple{User: "group:team-red#member", Relation: "viewer", Object: "server:incus"},  // another type
 	)
 	s := newSink(t, testConfig(srv, storeID))
