@@ -142,8 +142,11 @@ type Mapping struct {
 // UserMapping says how a user becomes an OpenFGA user.
 type UserMapping struct {
 	Type string `yaml:"type"` // default "user"
-	// Key: "id" (stable, the default and OpenFGA's advice), "upn", "mail",
-	// or "attribute:<name>" for any attribute the source provides.
+	// Key: "id" (stable, the default and OpenFGA's advice), "username"
+	// (the login name: Entra's userPrincipalName, LDAP's upn_attribute —
+	// uid on OpenLDAP, userPrincipalName on AD — authentik's username),
+	// "upn" (the same, by Entra's name for it), "mail", or
+	// "attribute:<name>" for any attribute the source provides.
 	Key          string `yaml:"key"`
 	Lowercase    bool   `yaml:"lowercase"`
 	SkipDisabled bool   `yaml:"skip_disabled"` // default true

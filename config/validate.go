@@ -114,10 +114,10 @@ func (c *Config) Validate() error {
 		add("mapping.user.type", "%q is not a valid OpenFGA type name (no whitespace, ':', '#' or '@')", m.User.Type)
 	}
 	switch k := m.User.Key; {
-	case k == "id", k == "upn", k == "mail":
+	case k == "id", k == "upn", k == "username", k == "mail":
 	case strings.HasPrefix(k, "attribute:") && len(k) > len("attribute:"):
 	default:
-		add("mapping.user.key", "%q is not one of id, upn, mail, attribute:<name>", k)
+		add("mapping.user.key", "%q is not one of id, username, upn, mail, attribute:<name>", k)
 	}
 	switch m.Group.Key {
 	case "name", "id":

@@ -302,6 +302,8 @@ func (m *Mapper) userKey(u User) (key, attr string) {
 		return u.ID, "id"
 	case "upn":
 		return u.UPN, "upn"
+	case "username":
+		return u.UPN, "username"
 	case "mail":
 		return u.Mail, "mail"
 	default:

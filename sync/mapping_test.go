@@ -235,6 +235,10 @@ func TestUserKeys(t *testing.T) {
 			t.Errorf("skipped %v", r)
 		}
 	})
+	t.Run("username is the login name (upn by another name)", func(t *testing.T) {
+		d := mustMap(t, mapping(func(m *config.Mapping) { m.User.Key = "username"; m.User.SkipDisabled = false }), s)
+		assertTuples(t, d.Tuples, "user:ALICE@contoso.example member group:all", "user:Alice@Contoso.example member group:all", "user:bob@contoso.example member group:all")
+	})
 	t.Run("attribute", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.User.Key = "attribute:employeeId"; m.User.Type = "employee" }), s)
 		assertTuples(t, d.Tuples, "employee:E1 member group:all")
