@@ -189,19 +189,23 @@ func withModelHints(err error, cfg *config.Config) error {
 	m, own := cfg.Mapping, cfg.Sync.Ownership
 	var hints []string
 	for _, c := range ce.Conflicts {
+		var h string
 		switch {
 		case c.Type == m.ObjectType && c.Relation == m.Relation && slices.Contains(c.Missing, m.ObjectType+"#"+m.Relation) && m.Nesting == "userset":
-			hints = append(hints, fmt.Sprintf("or set mapping.nesting to flatten, which writes each nested group's users as %s tuples instead of %s#%s usersets", m.User.Type, m.ObjectType, m.Relation))
+			h = fmt.Sprintf("or set mapping.nesting to flatten, which writes each nested group's users as %s tuples instead of %s#%s usersets", m.User.Type, m.ObjectType, m.Relation)
 		case c.Type == m.ObjectType && c.Relation == m.Relation:
-			hints = append(hints, fmt.Sprintf("or point mapping.object_type/mapping.relation at a relation that accepts %s", strings.Join(c.Missing, ", ")))
+			h = fmt.Sprintf("or point mapping.object_type/mapping.relation at a relation that accepts %s", strings.Join(c.Missing, ", "))
 		case c.Type == own.Type:
-			hints = append(hints, fmt.Sprintf("or set sync.ownership.type to a type the application does not use (it is %q)", own.Type))
+			h = fmt.Sprintf("or set sync.ownership.type to a type the application does not use (it is %q)", own.Type)
+		}
+		if h != "" && !slices.Contains(hints, h) {
+			hints = append(hints, h)
 		}
 	}
 	if len(hints) == 0 {
 		return err
 	}
-	return fmt.Errorf("%w\n%s", err, strings.Join(slices.Compact(hints), "\n"))
+	return fmt.Errorf("%w\n  %s", err, strings.Join(hints, "\n  "))
 }
 
 // renderModel prints a model in DSL as the DSL or the JSON that OpenFGA's

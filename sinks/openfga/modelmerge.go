@@ -92,11 +92,15 @@ type ModelConflictError struct {
 }
 
 func (e *ModelConflictError) Error() string {
-	lines := make([]string, len(e.Conflicts))
-	for i, c := range e.Conflicts {
-		lines[i] = c.String()
+	var b strings.Builder
+	b.WriteString("groupsync does not change relations it did not add, and the model has ")
+	b.WriteString(plural(len(e.Conflicts), "one that lacks", "some that lack"))
+	b.WriteString(" user types groupsync writes; nothing was written:")
+	for _, c := range e.Conflicts {
+		b.WriteString("\n  ")
+		b.WriteString(c.String())
 	}
-	return "the store's model lacks user types groupsync needs on relations groupsync did not add, and groupsync does not change those: " + strings.Join(lines, "; ")
+	return b.String()
 }
 
 // ErrModelSchema: the store's model has a schema version groupsync's types
