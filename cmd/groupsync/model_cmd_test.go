@@ -13,50 +13,6 @@ import (
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
-// incusModel is an application's model in the shape of Incus's
-// (lxc/incus, internal/server/auth/driver_openfga_model.openfga), cut down
-// to a few of its types: Incus writes it into the store itself at start,
-// its group.member takes plain users only, and its grants take
-// [user, group#member]. groupsync must add its own types next to it
-// without touching any of these.
-const incusModel = `model
-  schema 1.1
-
-type user
-
-type group
-  relations
-    define member: [user]
-
-type server
-  relations
-    define admin: [user, group#member]
-    define operator: [user, group#member] or admin
-    define viewer: [user, group#member] or operator
-    define authenticated: [user:*]
-    define can_edit: admin
-    define can_view: authenticated
-
-type project
-  relations
-    define server: [server]
-    define admin: [user, group#member] or admin from server
-    define operator: [user, group#member] or admin or operator from server
-    define viewer: [user, group#member] or operator or viewer from server
-    define can_create_instances: [user, group#member] or operator
-    define can_edit: admin
-    define can_view: viewer
-
-type instance
-  relations
-    define project: [project]
-    define operator: [user, group#member] or operator from project
-    define viewer: [user, group#member] or operator or viewer from project
-    define can_exec: [user, group#member] or operator
-    define can_view: viewer
-`
-
-var incusTypes = []string{"user", "group", "server", "project", "instance"}
 
 // latestModelDSL reads the store's latest model over the API, as Incus
 // would, and returns its id and its types in canonical DSL, by type name.
@@ -116,7 +72,7 @@ func check(t *testing.T, srv *fgatest.Server, storeID, user, relation, object st
 
 func TestModelWriteMergesIntoIncusModel(t *testing.T) {
 	srv := fgatest.New(t)
-	storeID, incusID := srv.CreateStore(t, "groupsync-quickstart", incusModel)
+	storeID, incusID := srv.CreateStore(t, "groupsync-quickstart", fgatest.IncusLikeModel)
 	cfg := exampleConfig(t, srv, "")
 	t.Setenv("GROUPSYNC_MAPPING_NESTING", "flatten")
 	_, before := latestModelDSL(t, srv, storeID)
@@ -151,12 +107,12 @@ func TestModelWriteMergesIntoIncusModel(t *testing.T) {
 	if mergedID == incusID {
 		t.Fatal("no model was written")
 	}
-	for _, typ := range incusTypes {
+	for _, typ := range fgatest.IncusLikeTypes {
 		if after[typ] != before[typ] {
 			t.Errorf("Incus's type %s changed:\n%s\n→\n%s", typ, before[typ], after[typ])
 		}
 	}
-	if len(after) != len(incusTypes)+1 || !strings.Contains(after["groupsync_instance"], "define manages: [group]") {
+	if len(after) != len(fgatest.IncusLikeTypes)+1 || !strings.Contains(after["groupsync_instance"], "define manages: [group]") {
 		t.Errorf("merged model's types: %v", after)
 	}
 	if !check(t, srv, storeID, "user:ann", "can_exec", "instance:web") || check(t, srv, storeID, "user:bob", "can_exec", "instance:web") {
@@ -183,7 +139,7 @@ func TestModelWriteMergesIntoIncusModel(t *testing.T) {
 
 func TestModelWriteRefusesToChangeIncusGroup(t *testing.T) {
 	srv := fgatest.New(t)
-	storeID, incusID := srv.CreateStore(t, "groupsync-quickstart", incusModel)
+	storeID, incusID := srv.CreateStore(t, "groupsync-quickstart", fgatest.IncusLikeModel)
 	cfg := exampleConfig(t, srv, "") // mapping.nesting userset: needs group#member on group.member
 
 	for _, args := range [][]string{{"model", "write", "--dry-run", "-c", cfg}, {"model", "write", "-c", cfg}} {

@@ -7,30 +7,9 @@ import (
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
-// appModel is shaped like the model Incus writes into its store
-// (lxc/incus, internal/server/auth/driver_openfga_model.openfga): groups
-// hold only users, and grants on projects and the server accept a group's
-// members. Reduced to the types these tests need.
-const appModel = `model
-  schema 1.1
-type user
-type group
-  relations
-    define member: [user]
-type server
-  relations
-    define admin: [user, group#member]
-    define viewer: [user, group#member] or admin
-type project
-  relations
-    define server: [server]
-    define operator: [user, group#member] or admin from server
-    define viewer: [user, group#member] or operator or viewer from server
-`
-
 func TestGrantsFindsGroupsReferredToByGrants(t *testing.T) {
 	srv := fgatest.New(t)
-	storeID, _ := srv.CreateStore(t, "app", appModel)
+	storeID, _ := srv.CreateStore(t, "app", fgatest.IncusLikeModel)
 	srv.WriteTuples(t, storeID,
 		gsync.Tuple{User: "group:team-red#member", Relation: "viewer", Object: "project:red"},
 		gsync.Tuple{User: "group:team-red#member", Relation: "operator", Object: "project:red-dev"},
@@ -58,10 +37,10 @@ func TestGrantsFindsGroupsReferredToByGrants(t *testing.T) {
 	for obj, ts := range want {
 		wantTuples(t, got[obj], ts)
 	}
-	// One read per group and granting type (project, server): bounded by
-	// the desired groups, never a scan of the store.
-	if n := srv.ReadRequests(); n != 4*2 {
-		t.Errorf("%d read requests, want 8", n)
+	// One read per group and granting type (instance, project, server):
+	// bounded by the groups asked about, never a scan of the store.
+	if n := srv.ReadRequests(); n != 4*3 {
+		t.Errorf("%d read requests, want 12", n)
 	}
 }
 
@@ -77,7 +56,7 @@ func TestGrantsWithoutGrantingTypesReadsNothing(t *testing.T) {
 
 func TestReadByUsersKeepsTheScope(t *testing.T) {
 	srv := fgatest.New(t)
-	storeID, _ := srv.CreateStore(t, "app", appModel)
+	storeID, _ := srv.CreateStore(t, "app", fgatest.IncusLikeModel)
 	srv.WriteTuples(t, storeID,
 		gsync.Tuple{User: "group:team-red#member", Relation: "viewer", Object: "project:red"},
 		gsync.Tuple{User: "group:team-red#member", Relation: "operator", Object: "project:red"}, // another relation
