@@ -13,7 +13,6 @@ import (
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
-
 // latestModelDSL reads the store's latest model over the API, as Incus
 // would, and returns its id and its types in canonical DSL, by type name.
 func latestModelDSL(t *testing.T, srv *fgatest.Server, storeID string) (string, map[string]string) {
