@@ -6,13 +6,6 @@ import (
 	"github.com/groupsync/groupsync/config"
 )
 
-// Reasons a change is withheld or a group skipped by the safety rails.
-const (
-	ReasonPolicyAddOnly = "policy_add_only" // sync.policy add-only never deletes
-	ReasonOwnedByOther  = "owned_by_other"  // another groupsync instance manages the group
-	ReasonNotInTarget   = "not_in_target"   // target-driven: the group has no tuples in OpenFGA yet
-)
-
 // Guard names, stable for reports and metrics.
 const (
 	GuardEmptySource      = "empty_source"
@@ -23,15 +16,6 @@ const (
 // percentGuardFloor keeps the percentage guard from tripping on tiny
 // scopes: it applies once a run would delete more than this many tuples.
 const percentGuardFloor = 10
-
-// GuardTrip is a guard that stopped (or, for plan, would stop) a run
-// before it wrote anything.
-type GuardTrip struct {
-	Guard   string  `json:"guard"`
-	Limit   float64 `json:"limit"`
-	Actual  float64 `json:"actual"`
-	Message string  `json:"message"`
-}
 
 // GuardError is returned by Run when a guard stopped it.
 type GuardError struct{ Trip *GuardTrip }

@@ -30,11 +30,6 @@ type Engine struct {
 	Log   *zap.Logger // nil logs nothing
 }
 
-// ReasonAddsFailed withholds deletes after a failed add: deletes could
-// otherwise take access away before its replacement (a renamed group's new
-// tuples) exists. The next run retries both.
-const ReasonAddsFailed = "adds_failed"
-
 // Plan reads both sides and returns the plan without writing anything.
 //
 // The tuples of the groups this instance already owns (or, in
