@@ -22,20 +22,6 @@ type GuardError struct{ Trip *GuardTrip }
 
 func (e *GuardError) Error() string { return "stopped by a guard: " + e.Trip.Message }
 
-// applyPolicy moves what the policy forbids from the plan to Withheld.
-// Policies only ever remove changes.
-func applyPolicy(p *Plan, policy string) {
-	if policy != "add-only" {
-		return
-	}
-	for _, t := range p.Deletes {
-		p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: ReasonPolicyAddOnly})
-	}
-	p.Deletes = nil
-	p.Releases = nil // a group whose tuples stay stays owned
-	sortBy(p.Withheld, func(w Withheld) Tuple { return w.Tuple })
-}
-
 // checkGuards returns the first guard the plan trips, or nil.
 func checkGuards(p *Plan, g config.Guards, emptySource bool) *GuardTrip {
 	if emptySource && !g.AllowEmptySource {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/groupsync/groupsync/config"
 )
 
 // ReportFormatVersion is the version of the JSON document. It changes only
@@ -30,11 +32,11 @@ type Report struct {
 
 // ReportOwnership is how the run was bounded and what it claimed or released.
 type ReportOwnership struct {
-	Mode     string   `json:"mode"`   // owned | authoritative | target-driven
-	Policy   string   `json:"policy"` // sync | add-only
-	Instance string   `json:"instance,omitempty"`
-	Claims   []string `json:"claims"`
-	Releases []string `json:"releases"`
+	Mode     config.OwnershipMode `json:"mode"`
+	Policy   config.Policy        `json:"policy"`
+	Instance string               `json:"instance,omitempty"`
+	Claims   []string             `json:"claims"`
+	Releases []string             `json:"releases"`
 }
 
 // ReportScope is the managed scope, for the reader.
@@ -77,7 +79,7 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 		Withheld:      nonNil(p.Withheld),
 		Skipped:       nonNil(p.Desired.Skipped),
 		Guard:         p.Guard,
-		Ownership:     ReportOwnership{Mode: "authoritative", Policy: "sync", Claims: nonNil(p.Claims), Releases: nonNil(p.Releases)},
+		Ownership:     ReportOwnership{Mode: config.DefaultOwnershipMode, Policy: config.DefaultPolicy, Claims: nonNil(p.Claims), Releases: nonNil(p.Releases)},
 		Summary: Summary{
 			SourceGroups:   p.Desired.SourceGroups,
 			SourceUsers:    p.Desired.SourceUsers,
