@@ -241,7 +241,8 @@ func newSource(cfg *config.Config, log *zap.Logger, eo engineOptions) (gsync.Sou
 	case "ldap":
 		return ldap.New(cfg.Source.LDAP, ldap.WithLogger(log), ldap.WithMapping(cfg.Mapping))
 	case "authentik":
-		return authentik.New(cfg.Source.Authentik, authentik.WithLogger(log))
+		return authentik.New(cfg.Source.Authentik, append([]authentik.Option{authentik.WithLogger(log)},
+			eo.authentikOptions()...)...)
 	}
 	return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
 }
