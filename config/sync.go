@@ -42,8 +42,8 @@ const (
 var OwnershipModes = []OwnershipMode{OwnershipOwned, OwnershipAuthoritative, OwnershipTargetDriven}
 
 // DefaultOwnershipMode is the mode of a config that sets none, and of an
-// engine whose settings set none: the one mode that never deletes what
-// another tool or instance wrote.
+// engine whose settings set none: it deletes only in groups this instance
+// recorded as its own.
 const DefaultOwnershipMode = OwnershipOwned
 
 // Valid reports whether m is one of OwnershipModes.
