@@ -2,14 +2,67 @@ package config
 
 import (
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
+
+// Policy says which changes a run may make.
+type Policy string
+
+const (
+	PolicySync    Policy = "sync"     // add and delete
+	PolicyAddOnly Policy = "add-only" // add, never delete
+)
+
+// Policies lists every policy, in the order messages name them.
+var Policies = []Policy{PolicySync, PolicyAddOnly}
+
+// DefaultPolicy is the policy of a config that sets none, and of an
+// engine whose settings set none.
+const DefaultPolicy = PolicySync
+
+// Valid reports whether p is one of Policies.
+func (p Policy) Valid() bool { return slices.Contains(Policies, p) }
+
+// OwnershipMode says how a run bounds the groups whose tuples it may delete.
+type OwnershipMode string
+
+const (
+	// OwnershipOwned: only groups recorded as this instance's in the
+	// ownership registry.
+	OwnershipOwned OwnershipMode = "owned"
+	// OwnershipAuthoritative: the whole managed scope of the store.
+	OwnershipAuthoritative OwnershipMode = "authoritative"
+	// OwnershipTargetDriven: only groups that already have tuples.
+	OwnershipTargetDriven OwnershipMode = "target-driven"
+)
+
+// OwnershipModes lists every mode, in the order messages name them.
+var OwnershipModes = []OwnershipMode{OwnershipOwned, OwnershipAuthoritative, OwnershipTargetDriven}
+
+// DefaultOwnershipMode is the mode of a config that sets none, and of an
+// engine whose settings set none: it deletes only in groups this instance
+// recorded as its own.
+const DefaultOwnershipMode = OwnershipOwned
+
+// Valid reports whether m is one of OwnershipModes.
+func (m OwnershipMode) Valid() bool { return slices.Contains(OwnershipModes, m) }
+
+// oneOf lists values for a message: "a, b, c".
+func oneOf[T ~string](values []T) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
 
 // Sync is how a run may change OpenFGA: which tuples it owns, which changes
 // it may make, and when it must stop.
 type Sync struct {
 	// Policy: "sync" adds and deletes; "add-only" never deletes.
-	Policy    string    `yaml:"policy"`
+	Policy    Policy    `yaml:"policy"`
 	Ownership Ownership `yaml:"ownership"`
 	Guards    Guards    `yaml:"guards"`
 	Lease     Lease     `yaml:"lease"`
@@ -23,7 +76,7 @@ type Ownership struct {
 	// whole managed scope (type, relation, user types) in the store.
 	// "target-driven": it syncs only groups that already have tuples in
 	// OpenFGA, and never touches others.
-	Mode string `yaml:"mode"`
+	Mode OwnershipMode `yaml:"mode"`
 	// Instance names this groupsync, so that several (Entra, LDAP) can share
 	// a store without touching each other's groups.
 	Instance string `yaml:"instance"`
@@ -43,6 +96,22 @@ type Guards struct {
 	AllowEmptySource bool `yaml:"allow_empty_source"`
 }
 
+// PolicyOrDefault is s.Policy, or DefaultPolicy when it is unset.
+func (s Sync) PolicyOrDefault() Policy {
+	if s.Policy == "" {
+		return DefaultPolicy
+	}
+	return s.Policy
+}
+
+// ModeOrDefault is o.Mode, or DefaultOwnershipMode when it is unset.
+func (o Ownership) ModeOrDefault() OwnershipMode {
+	if o.Mode == "" {
+		return DefaultOwnershipMode
+	}
+	return o.Mode
+}
+
 // Lease keeps two runs of the same instance from writing at once.
 type Lease struct {
 	Enabled bool `yaml:"enabled"`
@@ -56,8 +125,8 @@ type Lease struct {
 
 func defaultSync() Sync {
 	return Sync{
-		Policy:    "sync",
-		Ownership: Ownership{Mode: "owned", Instance: "groupsync", Type: "groupsync_instance"},
+		Policy:    DefaultPolicy,
+		Ownership: Ownership{Mode: DefaultOwnershipMode, Instance: "groupsync", Type: "groupsync_instance"},
 		Guards:    Guards{MaxDeletes: 1000, MaxDeletePercent: 30},
 		Lease:     Lease{Enabled: true, TTL: Duration(10 * time.Minute)},
 	}
@@ -66,15 +135,11 @@ func defaultSync() Sync {
 var instanceName = regexp.MustCompile(`^[A-Za-z0-9._\-]{1,64}$`)
 
 func (s Sync) validate(add func(field, format string, args ...any)) {
-	switch s.Policy {
-	case "sync", "add-only":
-	default:
-		add("sync.policy", "%q is not one of sync, add-only", s.Policy)
+	if !s.Policy.Valid() {
+		add("sync.policy", "%q is not one of %s", s.Policy, oneOf(Policies))
 	}
-	switch s.Ownership.Mode {
-	case "owned", "authoritative", "target-driven":
-	default:
-		add("sync.ownership.mode", "%q is not one of owned, authoritative, target-driven", s.Ownership.Mode)
+	if !s.Ownership.Mode.Valid() {
+		add("sync.ownership.mode", "%q is not one of %s", s.Ownership.Mode, oneOf(OwnershipModes))
 	}
 	if !instanceName.MatchString(s.Ownership.Instance) {
 		add("sync.ownership.instance", "%q must be 1-64 letters, digits, '.', '_' or '-'", s.Ownership.Instance)

@@ -44,10 +44,6 @@ func init() { msgraphcore.GetErrorFactoryFromRegistry("") }
 // run, their HTTP counted by m and drained on shutdown.
 func engineRun(m *metrics.Metrics) daemon.RunFunc {
 	return func(ctx context.Context, cfg *config.Config) (*gsync.Report, error) {
-		mapper, err := gsync.NewMapper(cfg.Mapping)
-		if err != nil {
-			return nil, err
-		}
 		src, err := msgraph.New(cfg.Source.MSGraph, msgraph.WithMapping(cfg.Mapping),
 			msgraph.WithTransport(m.Transport(metrics.TargetSource, daemon.DrainTransport(nil))))
 		if err != nil {
@@ -58,7 +54,15 @@ func engineRun(m *metrics.Metrics) daemon.RunFunc {
 		if err != nil {
 			return nil, err
 		}
-		rep, err := (&gsync.Engine{Source: src, Sink: sink, Mapper: mapper}).Run(ctx, true)
+		// These tests are about the daemon, not ownership: the whole scope
+		// is the run's, with no lease and no guards.
+		c := *cfg
+		c.Sync = config.Sync{Ownership: config.Ownership{Mode: config.OwnershipAuthoritative}}
+		engine, err := gsync.New(&c, src, openfga.NewTarget(sink), nil)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := engine.Run(ctx, true)
 		st := src.Stats()
 		m.ObserveSource(metrics.SourceStats{BatchItems: st.BatchItems.Load(), Retries: st.Retries.Load(),
 			Throttled: st.Throttled.Load(), Waited: time.Duration(st.WaitedNanos.Load())})

@@ -46,7 +46,7 @@ type env struct {
 	src      *snapshotSource
 	mapping  config.Mapping
 	fga      config.OpenFGA
-	settings config.Sync // zero: authoritative, no lease (the engine's own default)
+	settings config.Sync // authoritative, no lease, no guards unless a test says otherwise
 	force    bool
 }
 
@@ -61,26 +61,22 @@ func newEnv(t *testing.T, snap *gsync.Snapshot, edit func(*config.Mapping)) *env
 	if edit != nil {
 		edit(&cfg.Mapping)
 	}
-	return &env{t: t, srv: srv, storeID: storeID, src: &snapshotSource{snap}, mapping: cfg.Mapping, fga: cfg.OpenFGA}
+	return &env{t: t, srv: srv, storeID: storeID, src: &snapshotSource{snap}, mapping: cfg.Mapping, fga: cfg.OpenFGA,
+		settings: config.Sync{Ownership: config.Ownership{Mode: config.OwnershipAuthoritative}}}
 }
 
 func (e *env) engine() *gsync.Engine {
 	e.t.Helper()
-	m, err := gsync.NewMapper(e.mapping)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	sink, err := openfga.New(context.Background(), e.fga)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	eng := &gsync.Engine{Source: e.src, Sink: sink, Mapper: m, Settings: e.settings, Force: e.force}
-	if e.settings.Ownership.Mode == "owned" {
-		eng.Registry = openfga.NewRegistry(sink, e.settings.Ownership, e.mapping.ObjectType)
+	cfg := &config.Config{Mapping: e.mapping, OpenFGA: e.fga, Sync: e.settings}
+	eng, err := gsync.New(cfg, e.src, openfga.NewTarget(sink), nil)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	if e.settings.Lease.Enabled {
-		eng.Lease = openfga.NewLease(sink, e.settings.Ownership, time.Duration(e.settings.Lease.TTL), nil)
-	}
+	eng.Force = e.force
 	return eng
 }
 

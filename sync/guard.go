@@ -6,13 +6,6 @@ import (
 	"github.com/groupsync/groupsync/config"
 )
 
-// Reasons a change is withheld or a group skipped by the safety rails.
-const (
-	ReasonPolicyAddOnly = "policy_add_only" // sync.policy add-only never deletes
-	ReasonOwnedByOther  = "owned_by_other"  // another groupsync instance manages the group
-	ReasonNotInTarget   = "not_in_target"   // target-driven: the group has no tuples in OpenFGA yet
-)
-
 // Guard names, stable for reports and metrics.
 const (
 	GuardEmptySource      = "empty_source"
@@ -24,33 +17,10 @@ const (
 // scopes: it applies once a run would delete more than this many tuples.
 const percentGuardFloor = 10
 
-// GuardTrip is a guard that stopped (or, for plan, would stop) a run
-// before it wrote anything.
-type GuardTrip struct {
-	Guard   string  `json:"guard"`
-	Limit   float64 `json:"limit"`
-	Actual  float64 `json:"actual"`
-	Message string  `json:"message"`
-}
-
 // GuardError is returned by Run when a guard stopped it.
 type GuardError struct{ Trip *GuardTrip }
 
 func (e *GuardError) Error() string { return "stopped by a guard: " + e.Trip.Message }
-
-// applyPolicy moves what the policy forbids from the plan to Withheld.
-// Policies only ever remove changes.
-func applyPolicy(p *Plan, policy string) {
-	if policy != "add-only" {
-		return
-	}
-	for _, t := range p.Deletes {
-		p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: ReasonPolicyAddOnly})
-	}
-	p.Deletes = nil
-	p.Releases = nil // a group whose tuples stay stays owned
-	sortBy(p.Withheld, func(w Withheld) Tuple { return w.Tuple })
-}
 
 // checkGuards returns the first guard the plan trips, or nil.
 func checkGuards(p *Plan, g config.Guards, emptySource bool) *GuardTrip {

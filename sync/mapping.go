@@ -9,34 +9,6 @@ import (
 	"github.com/groupsync/groupsync/config"
 )
 
-// Skip reasons, stable strings for reports and JSON.
-const (
-	ReasonSourceFiltered  = "source_filtered"   // the source's own group filter left the group out
-	ReasonNotIncluded     = "not_included"      // group matched no include rule
-	ReasonExcluded        = "excluded"          // group matched an exclude rule
-	ReasonDefaultExcluded = "default_excluded"  // group is a built-in directory group
-	ReasonInvalidObjectID = "invalid_object_id" // the group's key cannot be an OpenFGA object id
-	ReasonDuplicateObject = "duplicate_object_id"
-	ReasonDisabled        = "disabled"         // user account disabled and skip_disabled is on
-	ReasonGuest           = "guest"            // guest user and skip_guests is on
-	ReasonMissingKey      = "missing_user_key" // the user lacks the attribute the key is built from
-	ReasonInvalidUserID   = "invalid_user_id"
-	ReasonDuplicateUser   = "duplicate_user_id"
-	ReasonUnknownMember   = "unknown_member"    // a group lists a member the snapshot does not have
-	ReasonSelfMember      = "self_member"       // a group lists itself as a subgroup
-	ReasonNotUserOrGroup  = "not_user_or_group" // a member that is a device, service principal, contact ...
-	ReasonGroupVanished   = "group_vanished"    // a group deleted between listing and reading its members
-)
-
-// Skip is a group, user or membership the mapping refused, and why.
-type Skip struct {
-	Kind   string `json:"kind"` // "group", "user" or "member"
-	ID     string `json:"id"`
-	Name   string `json:"name,omitempty"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail"`
-}
-
 // ManagedGroup is a source group that maps to an OpenFGA object.
 type ManagedGroup struct {
 	Object string `json:"object"`

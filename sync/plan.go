@@ -26,6 +26,15 @@ type Plan struct {
 	Guard *GuardTrip
 }
 
+// GuardTrip is a guard that stopped (or, for plan, would stop) a run
+// before it wrote anything.
+type GuardTrip struct {
+	Guard   string  `json:"guard"`
+	Limit   float64 `json:"limit"`
+	Actual  float64 `json:"actual"`
+	Message string  `json:"message"`
+}
+
 // Withheld is a change the engine decided not to make, and why.
 type Withheld struct {
 	Op     string `json:"op"` // "add" or "delete"

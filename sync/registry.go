@@ -11,6 +11,9 @@ import (
 // those of people, other tools and other groupsync instances. Like
 // external-dns's TXT registry, it is what bounds deletes.
 type Registry interface {
+	// Verify checks, before anything is read or written, that the target
+	// can hold the registry's records (and the lease's).
+	Verify(ctx context.Context) error
 	// Instance is this instance's name, for reports.
 	Instance() string
 	// Owned returns the objects ("group:eng") this instance manages.

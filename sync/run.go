@@ -4,36 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/groupsync/groupsync/config"
 )
-
-// Engine wires one run: source → mapping → ownership → sink read → diff →
-// policy → guards → apply. cmd/groupsync and the daemon call the same Run.
-type Engine struct {
-	Source Source
-	Sink   Sink
-	Mapper *Mapper
-	// Settings are the sync section of the config: policy, ownership mode,
-	// guards, lease.
-	Settings config.Sync
-	// Registry records owned groups (ownership mode "owned"); Lease keeps
-	// runs apart. Both nil turns them off.
-	Registry Registry
-	Lease    Lease
-	// Force lets this one run past the guards.
-	Force bool
-	Log   *zap.Logger // nil logs nothing
-}
-
-// ReasonAddsFailed withholds deletes after a failed add: deletes could
-// otherwise take access away before its replacement (a renamed group's new
-// tuples) exists. The next run retries both.
-const ReasonAddsFailed = "adds_failed"
 
 // Plan reads both sides and returns the plan without writing anything.
 //
@@ -45,15 +19,19 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	if err := e.Sink.Verify(ctx, e.Mapper.WriteScope()); err != nil {
 		return nil, err
 	}
-	if v, ok := e.Registry.(interface{ Verify(context.Context) error }); ok {
-		if err := v.Verify(ctx); err != nil {
+	if e.Registry != nil {
+		if err := e.Registry.Verify(ctx); err != nil {
 			return nil, err
 		}
+	}
+	scoper, err := newScoper(e.mode(), e.Sink, e.Registry)
+	if err != nil {
+		return nil, err
 	}
 	readCtx, cancelRead := context.WithCancel(ctx)
 	defer cancelRead()
 	early := make(chan earlyRead, 1)
-	go func() { early <- e.readEarly(readCtx) }()
+	go func() { early <- scoper.readBefore(readCtx, e.Mapper.Scope()) }()
 
 	start := time.Now()
 	snap, err := e.Source.Snapshot(ctx)
@@ -76,162 +54,25 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 		return nil, pre.err
 	}
 
-	scope := e.Mapper.Scope()
-	existing := pre.tuples
-	var claims, releases []string
-	switch e.mode() {
-	case "owned":
-		var newObjects []string
-		if newObjects, claims, releases, err = e.ownedScope(ctx, desired, pre.owned); err != nil {
-			return nil, err
-		}
-		// Groups about to be claimed may already hold tuples (written by
-		// hand before groupsync managed them): read those too.
-		if len(newObjects) > 0 {
-			s := scope
-			s.Objects = newObjects
-			more, err := e.Sink.Read(ctx, s)
-			if err != nil {
-				return nil, fmt.Errorf("read OpenFGA: %w", err)
-			}
-			existing = append(existing, more...)
-		}
-	case "target-driven":
-		if scope.Objects, err = e.targetScope(ctx, desired); err != nil {
-			return nil, err
-		}
-		if existing, err = e.Sink.Read(ctx, scope); err != nil {
-			return nil, fmt.Errorf("read OpenFGA: %w", err)
-		}
+	managed, err := scoper.narrow(ctx, e.Mapper.Scope(), desired, pre)
+	if err != nil {
+		return nil, err
 	}
-	log.Debug("sink read", zap.Int("tuples", len(existing)), zap.Duration("took", time.Since(start)))
+	log.Debug("sink read", zap.Int("tuples", len(managed.existing)), zap.Duration("took", time.Since(start)))
 
-	p := Diff(desired, existing, scope)
-	p.Claims, p.Releases = claims, withoutHeld(releases, desired)
-	applyPolicy(p, e.Settings.Policy)
+	p := Diff(desired, managed.existing, managed.scope)
+	p.Claims, p.Releases = managed.claims, withoutHeld(managed.releases, desired)
+	applyPolicy(p, e.policy())
 	if !e.Force {
 		p.Guard = checkGuards(p, e.Settings.Guards, empty)
 	}
 	return p, nil
 }
 
-// earlyRead is what Plan reads from OpenFGA before the source is read.
-type earlyRead struct {
-	owned  []string
-	tuples []Tuple
-	err    error
-}
-
-func (e *Engine) readEarly(ctx context.Context) earlyRead {
-	scope := e.Mapper.Scope()
-	switch e.mode() {
-	case "owned":
-		if e.Registry == nil {
-			return earlyRead{err: fmt.Errorf("ownership mode owned needs a registry")}
-		}
-		owned, err := e.Registry.Owned(ctx)
-		if err != nil {
-			return earlyRead{err: fmt.Errorf("read ownership records: %w", err)}
-		}
-		if len(owned) == 0 {
-			return earlyRead{owned: owned}
-		}
-		scope.Objects = owned
-	case "target-driven":
-		return earlyRead{}
-	}
-	tuples, err := e.Sink.Read(ctx, scope)
-	if err != nil {
-		return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
-	}
-	return earlyRead{owned: scope.Objects, tuples: tuples}
-}
-
-func (e *Engine) mode() string {
-	if e.Settings.Ownership.Mode == "" {
-		return "authoritative"
-	}
-	return e.Settings.Ownership.Mode
-}
-
-// ownedScope drops desired groups that another instance owns, and says
-// which groups to claim (newObjects: desired, not yet owned, so not read
-// yet) and release (owned, no longer desired).
-func (e *Engine) ownedScope(ctx context.Context, d *Desired, owned []string) (newObjects, claims, releases []string, err error) {
-	mine := setOf(owned)
-	var unclaimed []string
-	for _, g := range d.Groups {
-		if !mine[g.Object] {
-			unclaimed = append(unclaimed, g.Object)
-		}
-	}
-	owners, err := e.Registry.Owners(ctx, unclaimed)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read ownership records: %w", err)
-	}
-	taken := map[string]string{}
-	for obj, who := range owners {
-		taken[obj] = fmt.Sprintf("managed by groupsync instance %s; this instance (%s) leaves it alone (exclude it here, or release it there)",
-			strings.Join(who, ", "), e.Registry.Instance())
-	}
-	d.dropObjects(taken, ReasonOwnedByOther)
-	wanted := map[string]bool{}
-	for _, g := range d.Groups {
-		wanted[g.Object] = true
-		if !mine[g.Object] {
-			claims = append(claims, g.Object)
-		}
-	}
-	for _, obj := range owned {
-		if !wanted[obj] {
-			releases = append(releases, obj)
-		}
-	}
-	slices.Sort(claims)
-	slices.Sort(releases)
-	return claims, claims, releases, nil
-}
-
-// targetScope keeps the desired groups that already have tuples in
-// OpenFGA; the others are skipped until someone creates them there.
-func (e *Engine) targetScope(ctx context.Context, d *Desired) ([]string, error) {
-	lister, ok := e.Sink.(TargetLister)
-	if !ok {
-		return nil, fmt.Errorf("ownership mode target-driven is not supported by this sink")
-	}
-	objects := make([]string, len(d.Groups))
-	for i, g := range d.Groups {
-		objects[i] = g.Object
-	}
-	exists, err := lister.Existing(ctx, objects)
-	if err != nil {
-		return nil, fmt.Errorf("read OpenFGA: %w", err)
-	}
-	missing := map[string]string{}
-	var keep []string
-	for _, obj := range objects {
-		if exists[obj] {
-			keep = append(keep, obj)
-		} else {
-			missing[obj] = "has no tuples in OpenFGA; sync.ownership.mode target-driven only syncs groups that already exist there"
-		}
-	}
-	d.dropObjects(missing, ReasonNotInTarget)
-	return keep, nil
-}
-
 // withoutHeld keeps releases that are not held: an ambiguous group's
 // tuples stay, and so does its ownership.
 func withoutHeld(objects []string, d *Desired) []string {
 	return slices.DeleteFunc(objects, func(o string) bool { return d.HeldObjects[o] })
-}
-
-func setOf(s []string) map[string]bool {
-	m := make(map[string]bool, len(s))
-	for _, v := range s {
-		m[v] = true
-	}
-	return m
 }
 
 // Run plans and, when apply is set, writes the plan. The report is returned
@@ -290,13 +131,6 @@ func (e *Engine) report(command string, p *Plan, res *ApplyResult) *Report {
 	return r
 }
 
-func (e *Engine) policy() string {
-	if e.Settings.Policy == "" {
-		return "sync"
-	}
-	return e.Settings.Policy
-}
-
 // apply writes in the order that keeps every intermediate state safe:
 // claims, adds, deletes (only if every add succeeded), releases (only of
 // groups whose deletes all succeeded).
@@ -349,11 +183,4 @@ func applyError(res ApplyResult, err error) error {
 		return nil
 	}
 	return fmt.Errorf("apply: %w; every write is idempotent, so run again to retry", err)
-}
-
-func (e *Engine) logger() *zap.Logger {
-	if e.Log == nil {
-		return zap.NewNop()
-	}
-	return e.Log
 }

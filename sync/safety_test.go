@@ -125,7 +125,7 @@ func TestGroupsLeavingAreRemovedThenReleased(t *testing.T) {
 
 func TestTargetDrivenSyncsOnlyExistingGroups(t *testing.T) {
 	e := newEnv(t, tenant(), nil)
-	e.settings = config.Sync{Policy: "sync", Ownership: config.Ownership{Mode: "target-driven"}}
+	e.settings = config.Sync{Policy: config.PolicySync, Ownership: config.Ownership{Mode: config.OwnershipTargetDriven}}
 	// sales exists (an owner tuple); a group not in the source has a stale member.
 	e.srv.WriteTuples(t, e.storeID,
 		gsync.Tuple{User: "user:boss", Relation: "owner", Object: "group:sales"},
@@ -163,7 +163,7 @@ func TestAddOnlyNeverDeletes(t *testing.T) {
 	snap.Groups[3].Users = []string{"alice"} // dave out, alice in
 	snap.Groups = snap.Groups[1:]            // eng leaves
 	e.src.snap = snap
-	e.settings.Policy = "add-only"
+	e.settings.Policy = config.PolicyAddOnly
 	rep := e.run(true)
 	if rep.Result.Deleted != 0 || rep.Summary.ToDelete != 0 || rep.Result.Added != 1 || len(rep.Ownership.Releases) != 0 {
 		t.Fatalf("add-only: %+v %+v", rep.Result, rep.Ownership)

@@ -55,7 +55,7 @@ everything passed, 1 otherwise.`,
 
 func checkAll(ctx context.Context, cfg *config.Config, log *zap.Logger) []gsync.CheckResult {
 	var out []gsync.CheckResult
-	src, err := newSource(cfg, log)
+	src, err := newSource(cfg, log, engineOptions{})
 	switch {
 	case err != nil:
 		out = append(out, gsync.CheckResult{What: "source " + cfg.Source.Type, Err: err})

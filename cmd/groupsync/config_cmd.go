@@ -266,7 +266,7 @@ func modelDSL(cfg *config.Config) (string, error) {
 		return "", err
 	}
 	dsl := mapper.ModelDSL()
-	if cfg.Sync.Ownership.Mode == "owned" || cfg.Sync.Lease.Enabled {
+	if cfg.Sync.Ownership.Mode == config.OwnershipOwned || cfg.Sync.Lease.Enabled {
 		dsl += "\n" + openfga.OwnershipDSL(cfg.Sync.Ownership.Type, cfg.Mapping.ObjectType)
 	}
 	return dsl, nil

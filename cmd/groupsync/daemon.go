@@ -1,16 +1,13 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -18,9 +15,6 @@ import (
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/daemon"
 	"github.com/groupsync/groupsync/metrics"
-	"github.com/groupsync/groupsync/sinks/openfga"
-	"github.com/groupsync/groupsync/sources/authentik"
-	"github.com/groupsync/groupsync/sources/msgraph"
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
@@ -124,148 +118,12 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 
 // observeSource adds what the run's source counted to the metrics.
 func observeSource(m *metrics.Metrics, src gsync.Source) {
-	switch s := src.(type) {
-	case *msgraph.Source:
-		st := s.Stats()
-		m.ObserveSource(metrics.SourceStats{BatchItems: st.BatchItems.Load(), Retries: st.Retries.Load(),
-			Throttled: st.Throttled.Load(), Waited: time.Duration(st.WaitedNanos.Load())})
-	case *authentik.Source:
-		st := s.Stats()
-		m.ObserveSource(metrics.SourceStats{Retries: st.Retries.Load(), Throttled: st.Throttled.Load()})
+	if read, ok := lastRead(src); ok {
+		m.ObserveSource(sourceStats(read))
 	}
 }
 
-// engineOptions are what newEngine adds to the source and the sink it
-// builds: the daemon's (and a pushed one-shot run's) HTTP instrumentation.
-type engineOptions struct {
-	http *runHTTP // nil: the source's and sink's own transports
-}
-
-// engineOption adjusts newEngine.
-type engineOption func(*engineOptions)
-
-// withHTTP sends the source's and the sink's requests through h.
-func withHTTP(h *runHTTP) engineOption { return func(eo *engineOptions) { eo.http = h } }
-
-func collectEngineOptions(opts []engineOption) engineOptions {
-	var eo engineOptions
-	for _, opt := range opts {
-		opt(&eo)
-	}
-	return eo
-}
-
-// msgraphOptions are the Graph source's part.
-func (eo engineOptions) msgraphOptions(cfg config.MSGraph) []msgraph.Option {
-	if eo.http == nil {
-		return nil
-	}
-	return []msgraph.Option{msgraph.WithTransport(eo.http.transport(metrics.TargetSource, func(t *http.Transport) {
-		// What msgraph.New sets on the transport it makes when given none.
-		t.MaxIdleConnsPerHost = cfg.MaxParallelRequests * 2
-		t.ForceAttemptHTTP2 = true
-	}))}
-}
-
-// openfgaOptions are the sink's part.
-func (eo engineOptions) openfgaOptions(cfg config.OpenFGA) []openfga.Option {
-	if eo.http == nil {
-		return nil
-	}
-	return []openfga.Option{openfga.WithHTTPClient(&http.Client{Transport: eo.http.transport(metrics.TargetSink, func(t *http.Transport) {
-		// What openfga.New sets on the transport it makes when given none.
-		t.MaxIdleConnsPerHost = max(cfg.MaxParallelReads, cfg.MaxParallelWrites, 2)
-	})})}
-}
-
-// runHTTP is one run's HTTP transports: counted in the metrics, and
-// drained rather than cut off when the daemon stops.
-type runHTTP struct {
-	m    *metrics.Metrics
-	mu   sync.Mutex
-	made []*http.Transport
-}
-
-func newRunHTTP(m *metrics.Metrics) *runHTTP { return &runHTTP{m: m} }
-
-// transport returns a new transport for target, tuned by tune.
-func (h *runHTTP) transport(target string, tune func(*http.Transport)) http.RoundTripper {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	tune(t)
-	h.mu.Lock()
-	h.made = append(h.made, t)
-	h.mu.Unlock()
-	return h.m.Transport(target, daemon.DrainTransport(t))
-}
-
-// closeIdle closes the run's idle connections: the next run makes its own.
-func (h *runHTTP) closeIdle() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, t := range h.made {
-		t.CloseIdleConnections()
-	}
-}
-
-// pushOptions are plan's and apply's Pushgateway flags.
-type pushOptions struct {
-	url string
-	job string
-}
-
-// addPushFlags adds --pushgateway and --pushgateway-job to plan or apply.
-func addPushFlags(cmd *cobra.Command, p *pushOptions) {
-	cmd.Flags().StringVar(&p.url, "pushgateway", "", "push this run's metrics to the Pushgateway at this URL (default daemon.pushgateway.url)")
-	cmd.Flags().StringVar(&p.job, "pushgateway-job", "", "job label of the pushed metrics (default daemon.pushgateway.job)")
-}
-
-// oneShot is the metrics of one plan or apply, for a Pushgateway.
-type oneShot struct {
-	url, job string // "" url: push nothing
-	m        *metrics.Metrics
-	http     *runHTTP
-	start    time.Time
-}
-
-// start begins a one-shot run's metrics; the flags win over cfg's
-// daemon.pushgateway.
-func (p pushOptions) start(cfg *config.Config) *oneShot {
-	m := metrics.New()
-	m.SetBuildInfo(buildVersion())
-	return &oneShot{
-		url: cmp.Or(p.url, cfg.Daemon.Pushgateway.URL), job: cmp.Or(p.job, cfg.Daemon.Pushgateway.Job, "groupsync"),
-		m: m, http: newRunHTTP(m), start: time.Now(),
-	}
-}
-
-// option counts the run's requests when there is a Pushgateway to tell
-// (pass it to newEngine); without one the source and sink keep their own
-// transports.
-func (s *oneShot) option() engineOption {
-	if s.url == "" {
-		return func(*engineOptions) {}
-	}
-	return withHTTP(s.http)
-}
-
-// push records the run (engine and rep are nil when it failed before
-// them) and pushes it to the Pushgateway, if any. A failed push is logged:
-// the run's own outcome decides the exit code.
-func (s *oneShot) push(ctx context.Context, engine *gsync.Engine, rep *gsync.Report, runErr error, log *zap.Logger) {
-	defer s.http.closeIdle()
-	if s.url == "" {
-		return
-	}
-	if engine != nil {
-		observeSource(s.m, engine.Source)
-	}
-	end := time.Now()
-	s.m.ObserveRun(metrics.Run{Report: rep, Err: runErr, End: end, Duration: end.Sub(s.start)})
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := metrics.Push(pctx, s.url, s.job, s.m.Registry(), nil); err != nil {
-		log.Warn("metrics not pushed", zap.Error(err))
-		return
-	}
-	log.Debug("metrics pushed", zap.String("job", s.job))
+// sourceStats is the part of a source's read that the metrics count.
+func sourceStats(read gsync.SourceRead) metrics.SourceStats {
+	return metrics.SourceStats{BatchItems: read.BatchItems, Retries: read.Retries, Throttled: read.Throttled, Waited: read.Waited}
 }

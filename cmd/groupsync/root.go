@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -152,12 +151,12 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 	if err != nil {
 		return nil, err
 	}
-	switch o.policy {
-	case "":
-	case "sync", "add-only":
-		cfg.Sync.Policy = o.policy
-	default:
-		return nil, fmt.Errorf("--policy %q: use sync or add-only", o.policy)
+	if o.policy != "" {
+		policy := config.Policy(o.policy)
+		if !policy.Valid() {
+			return nil, fmt.Errorf("--policy %q: use sync or add-only", o.policy)
+		}
+		cfg.Sync.Policy = policy
 	}
 	log, err := o.logger()
 	if err != nil {
@@ -219,31 +218,20 @@ func exitFor(err error) error {
 // newEngine wires the configured source and sink; opts instrument their
 // HTTP (daemon.go).
 func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...engineOption) (*gsync.Engine, error) {
-	mapper, err := gsync.NewMapper(cfg.Mapping)
+	eo := collectEngineOptions(opts)
+	src, err := newSource(cfg, log, eo)
 	if err != nil {
 		return nil, err
 	}
-	src, err := newSource(cfg, log, opts...)
+	sink, err := openfga.New(ctx, cfg.OpenFGA, eo.openfgaOptions(cfg.OpenFGA)...)
 	if err != nil {
 		return nil, err
 	}
-	sink, err := openfga.New(ctx, cfg.OpenFGA, collectEngineOptions(opts).openfgaOptions(cfg.OpenFGA)...)
-	if err != nil {
-		return nil, err
-	}
-	e := &gsync.Engine{Source: src, Sink: sink, Mapper: mapper, Settings: cfg.Sync, Log: log}
-	if cfg.Sync.Ownership.Mode == "owned" {
-		e.Registry = openfga.NewRegistry(sink, cfg.Sync.Ownership, cfg.Mapping.ObjectType)
-	}
-	if cfg.Sync.Lease.Enabled {
-		e.Lease = openfga.NewLease(sink, cfg.Sync.Ownership, time.Duration(cfg.Sync.Lease.TTL), log)
-	}
-	return e, nil
+	return gsync.New(cfg, src, openfga.NewTarget(sink), log)
 }
 
-// newSource builds the configured source; opts as for newEngine.
-func newSource(cfg *config.Config, log *zap.Logger, opts ...engineOption) (gsync.Source, error) {
-	eo := collectEngineOptions(opts)
+// newSource builds the configured source; eo as for newEngine.
+func newSource(cfg *config.Config, log *zap.Logger, eo engineOptions) (gsync.Source, error) {
 	switch cfg.Source.Type {
 	case "file":
 		return file.New(cfg.Source.File.Path), nil
@@ -253,7 +241,8 @@ func newSource(cfg *config.Config, log *zap.Logger, opts ...engineOption) (gsync
 	case "ldap":
 		return ldap.New(cfg.Source.LDAP, ldap.WithLogger(log), ldap.WithMapping(cfg.Mapping))
 	case "authentik":
-		return authentik.New(cfg.Source.Authentik, authentik.WithLogger(log))
+		return authentik.New(cfg.Source.Authentik, append([]authentik.Option{authentik.WithLogger(log)},
+			eo.authentikOptions()...)...)
 	}
 	return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
 }

@@ -1,0 +1,202 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/groupsync/groupsync/config"
+)
+
+// scoper bounds a run to the groups its ownership mode lets it manage:
+// which tuples are read as the run's own, and so which may be deleted.
+type scoper interface {
+	// readBefore reads what does not depend on the source, while the
+	// source is read.
+	readBefore(ctx context.Context, scope Scope) earlyRead
+	// narrow drops the desired groups the run may not manage from d and
+	// returns what it manages, given what readBefore read.
+	narrow(ctx context.Context, scope Scope, d *Desired, early earlyRead) (managedScope, error)
+}
+
+// earlyRead is what a scoper reads from the target before the source is
+// read.
+type earlyRead struct {
+	owned  []string // owned mode: the objects the registry records
+	tuples []Tuple
+	err    error
+}
+
+// managedScope is what a run may change: the scope to diff in, the
+// tuples read inside it, and (owned mode) the objects it starts and stops
+// managing.
+type managedScope struct {
+	scope    Scope
+	existing []Tuple
+	claims   []string
+	releases []string
+}
+
+// newScoper returns mode's scoper. A registry is needed for owned mode
+// only.
+func newScoper(mode config.OwnershipMode, sink Sink, registry Registry) (scoper, error) {
+	switch mode {
+	case config.OwnershipOwned:
+		return ownedScoper{sink: sink, registry: registry}, nil
+	case config.OwnershipAuthoritative:
+		return authoritativeScoper{sink: sink}, nil
+	case config.OwnershipTargetDriven:
+		return targetDrivenScoper{sink: sink}, nil
+	}
+	// Config validation refuses other modes; an engine built around it
+	// must not guess, as every guess could delete what is not its own.
+	return nil, fmt.Errorf("sync.ownership.mode %q is not one of %v", mode, config.OwnershipModes)
+}
+
+// authoritativeScoper owns the whole managed scope of the store.
+type authoritativeScoper struct{ sink Sink }
+
+func (a authoritativeScoper) readBefore(ctx context.Context, scope Scope) earlyRead {
+	return readScope(ctx, a.sink, scope)
+}
+
+func (authoritativeScoper) narrow(_ context.Context, scope Scope, _ *Desired, early earlyRead) (managedScope, error) {
+	return managedScope{scope: scope, existing: early.tuples}, nil
+}
+
+// ownedScoper manages the groups the registry records as this instance's:
+// it claims the desired groups no other instance manages and releases the
+// owned ones no longer desired.
+type ownedScoper struct {
+	sink     Sink
+	registry Registry
+}
+
+func (o ownedScoper) readBefore(ctx context.Context, scope Scope) earlyRead {
+	if o.registry == nil {
+		return earlyRead{err: fmt.Errorf("ownership mode owned needs a registry")}
+	}
+	owned, err := o.registry.Owned(ctx)
+	if err != nil {
+		return earlyRead{err: fmt.Errorf("read ownership records: %w", err)}
+	}
+	if len(owned) == 0 {
+		return earlyRead{owned: owned}
+	}
+	scope.Objects = owned
+	return readScope(ctx, o.sink, scope)
+}
+
+func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early earlyRead) (managedScope, error) {
+	claims, releases, err := o.claimsAndReleases(ctx, d, early.owned)
+	if err != nil {
+		return managedScope{}, err
+	}
+	existing := early.tuples
+	// Groups about to be claimed may already hold tuples (written by hand
+	// before groupsync managed them): read those too.
+	if len(claims) > 0 {
+		s := scope
+		s.Objects = claims
+		more, err := o.sink.Read(ctx, s)
+		if err != nil {
+			return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+		}
+		existing = append(existing, more...)
+	}
+	return managedScope{scope: scope, existing: existing, claims: claims, releases: releases}, nil
+}
+
+// claimsAndReleases drops desired groups that another instance owns, and
+// says which groups to claim (desired, not yet owned, so not read yet) and
+// release (owned, no longer desired).
+func (o ownedScoper) claimsAndReleases(ctx context.Context, d *Desired, owned []string) (claims, releases []string, err error) {
+	mine := setOf(owned)
+	var unclaimed []string
+	for _, g := range d.Groups {
+		if !mine[g.Object] {
+			unclaimed = append(unclaimed, g.Object)
+		}
+	}
+	owners, err := o.registry.Owners(ctx, unclaimed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ownership records: %w", err)
+	}
+	taken := map[string]string{}
+	for obj, who := range owners {
+		taken[obj] = fmt.Sprintf("managed by groupsync instance %s; this instance (%s) leaves it alone (exclude it here, or release it there)",
+			strings.Join(who, ", "), o.registry.Instance())
+	}
+	d.dropObjects(taken, ReasonOwnedByOther)
+	wanted := map[string]bool{}
+	for _, g := range d.Groups {
+		wanted[g.Object] = true
+		if !mine[g.Object] {
+			claims = append(claims, g.Object)
+		}
+	}
+	for _, obj := range owned {
+		if !wanted[obj] {
+			releases = append(releases, obj)
+		}
+	}
+	slices.Sort(claims)
+	slices.Sort(releases)
+	return claims, releases, nil
+}
+
+// targetDrivenScoper manages the desired groups that already have tuples
+// in the target; the others are skipped until someone creates them there.
+type targetDrivenScoper struct{ sink Sink }
+
+func (targetDrivenScoper) readBefore(context.Context, Scope) earlyRead { return earlyRead{} }
+
+func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired, _ earlyRead) (managedScope, error) {
+	lister, ok := t.sink.(TargetLister)
+	if !ok {
+		return managedScope{}, fmt.Errorf("ownership mode target-driven is not supported by this sink")
+	}
+	objects := make([]string, len(d.Groups))
+	for i, g := range d.Groups {
+		objects[i] = g.Object
+	}
+	exists, err := lister.Existing(ctx, objects)
+	if err != nil {
+		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+	}
+	missing := map[string]string{}
+	var keep []string
+	for _, obj := range objects {
+		if exists[obj] {
+			keep = append(keep, obj)
+		} else {
+			missing[obj] = "has no tuples in OpenFGA; sync.ownership.mode target-driven only syncs groups that already exist there"
+		}
+	}
+	d.dropObjects(missing, ReasonNotInTarget)
+	scope.Objects = keep
+	existing, err := t.sink.Read(ctx, scope)
+	if err != nil {
+		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+	}
+	return managedScope{scope: scope, existing: existing}, nil
+}
+
+// readScope reads every tuple inside scope.
+func readScope(ctx context.Context, sink Sink, scope Scope) earlyRead {
+	tuples, err := sink.Read(ctx, scope)
+	if err != nil {
+		return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
+	}
+	return earlyRead{owned: scope.Objects, tuples: tuples}
+}
+
+// setOf returns the set of s's elements.
+func setOf(s []string) map[string]bool {
+	m := make(map[string]bool, len(s))
+	for _, v := range s {
+		m[v] = true
+	}
+	return m
+}

@@ -1,0 +1,127 @@
+package sync
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// The lines of the text report; the Markdown report shares the summary
+// lines (headline, scope, ownership, skip counts, apply result).
+
+// skipCounts counts skips by kind and reason, in a stable order.
+func (r *Report) skipCounts() []string {
+	counts := map[string]int{}
+	for _, s := range r.Skipped {
+		counts[s.Kind+" "+s.Reason]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%s %d", k, counts[k])
+	}
+	return out
+}
+
+func (r *Report) headline() string {
+	s := r.Summary
+	if !r.Pending() {
+		return fmt.Sprintf("No changes. OpenFGA matches the source (%d tuples in scope).", s.ExistingTuples)
+	}
+	return fmt.Sprintf("Plan: %d to add, %d to delete, in %d groups.", s.ToAdd, s.ToDelete, len(r.Changes))
+}
+
+func (r *Report) scopeLine() string {
+	return fmt.Sprintf("Scope: %s#%s from %s. Source: %d groups (%d managed), %d users. Desired %d tuples, existing %d.",
+		r.Scope.ObjectType, r.Scope.Relation, strings.Join(r.Scope.UserTypes, ", "),
+		r.Summary.SourceGroups, r.Summary.ManagedGroups, r.Summary.SourceUsers, r.Summary.DesiredTuples, r.Summary.ExistingTuples)
+}
+
+func (r *Report) ownershipLine() string {
+	o := r.Ownership
+	line := fmt.Sprintf("Ownership: %s, policy %s", o.Mode, o.Policy)
+	if o.Instance != "" {
+		line += ", instance " + o.Instance
+	}
+	if len(o.Claims)+len(o.Releases) > 0 {
+		line += fmt.Sprintf("; claims %d %s, releases %d", len(o.Claims), plural(len(o.Claims), "group", "groups"), len(o.Releases))
+	}
+	return line + "."
+}
+
+func (c GroupChange) title() string {
+	if c.GroupName == "" {
+		return c.Object + "  (not in the source)"
+	}
+	return fmt.Sprintf("%s  (%q, id %s)", c.Object, c.GroupName, c.GroupID)
+}
+
+func (r *Report) renderText(w io.Writer) error {
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "groupsync %s\n%s\n%s\n\n%s\n", r.Command, r.scopeLine(), r.ownershipLine(), r.headline())
+	if sr := r.SourceRead; sr != nil {
+		fmt.Fprintf(b, "Source read: %s, %d requests", sr.Mode, sr.Requests)
+		if sr.Reason != "" {
+			fmt.Fprintf(b, " (full because %s)", sr.Reason)
+		}
+		b.WriteString(".\n")
+	}
+	if g := r.Guard; g != nil {
+		fmt.Fprintf(b, "\nSTOPPED by guard %s: %s\n", g.Guard, g.Message)
+	}
+	for _, c := range r.Changes {
+		fmt.Fprintf(b, "\n  %s\n", c.title())
+		for _, u := range c.Add {
+			fmt.Fprintf(b, "    + %s\n", u)
+		}
+		for _, u := range c.Delete {
+			fmt.Fprintf(b, "    - %s\n", u)
+		}
+	}
+	if len(r.Withheld) > 0 {
+		fmt.Fprintf(b, "\nWithheld: %d changes not made\n", len(r.Withheld))
+		for _, h := range r.Withheld {
+			fmt.Fprintf(b, "  %s %s  (%s)\n", h.Op, h.Tuple, h.Reason)
+		}
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(b, "\nSkipped: %s\n", strings.Join(r.skipCounts(), ", "))
+		for _, s := range r.Skipped {
+			if !filtered(s) {
+				fmt.Fprintf(b, "  %s %s: %s\n", s.Kind, s.label(), s.Detail)
+			}
+		}
+	}
+	if res := r.Result; res != nil {
+		fmt.Fprintf(b, "\nApplied: %s\n", res.summary())
+		for _, f := range res.Failed {
+			fmt.Fprintf(b, "  failed %s %s: %s\n", f.Op, f.Tuple, f.Error)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (s Skip) label() string {
+	if s.Name == "" {
+		return s.ID
+	}
+	return fmt.Sprintf("%q (id %s)", s.Name, s.ID)
+}
+
+func (r *ApplyResult) summary() string {
+	return fmt.Sprintf("%d added, %d deleted, %d failed, in %d write %s.",
+		r.Added, r.Deleted, len(r.Failed), r.Requests, plural(r.Requests, "request", "requests"))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
