@@ -82,6 +82,14 @@ type Ownership struct {
 	Instance string `yaml:"instance"`
 	// Type is the OpenFGA type of the ownership markers.
 	Type string `yaml:"type"`
+	// Store names an OpenFGA store of groupsync's own, on the same server,
+	// for the ownership markers and the lease; created on the first apply
+	// (or by "groupsync model write"). Empty: they live in openfga's store,
+	// whose model must then have the ownership type. Set it for an
+	// application that writes its own model (Incus), so that groupsync
+	// needs nothing in that model and survives the application writing a
+	// new one.
+	Store string `yaml:"store"`
 }
 
 // Guards stop a run before it writes anything.
@@ -143,6 +151,9 @@ func (s Sync) validate(add func(field, format string, args ...any)) {
 	}
 	if !instanceName.MatchString(s.Ownership.Instance) {
 		add("sync.ownership.instance", "%q must be 1-64 letters, digits, '.', '_' or '-'", s.Ownership.Instance)
+	}
+	if st := s.Ownership.Store; st != "" && !storeName.MatchString(st) {
+		add("sync.ownership.store", "%q is not a valid OpenFGA store name (3-64 letters, digits, spaces and . - / ^ _ & @)", st)
 	}
 	if !typeName.MatchString(s.Ownership.Type) {
 		add("sync.ownership.type", "%q is not a valid OpenFGA type name", s.Ownership.Type)

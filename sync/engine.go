@@ -31,7 +31,7 @@ type Engine struct {
 // knowing any sink (sinks/openfga.Target is groupsync's).
 type Target interface {
 	Sink() Sink
-	Registry(o config.Ownership, objectType string) Registry
+	Registry(o config.Ownership, objectTypes []string) Registry
 	Lease(o config.Ownership, ttl time.Duration, log *zap.Logger) Lease
 }
 
@@ -45,7 +45,7 @@ func New(cfg *config.Config, src Source, target Target, log *zap.Logger) (*Engin
 	}
 	e := &Engine{Source: src, Sink: target.Sink(), Mapper: mapper, Settings: cfg.Sync, Log: log}
 	if cfg.Sync.Ownership.ModeOrDefault() == config.OwnershipOwned {
-		e.Registry = target.Registry(cfg.Sync.Ownership, cfg.Mapping.ObjectType)
+		e.Registry = target.Registry(cfg.Sync.Ownership, mapper.OwnedTypes())
 	}
 	if cfg.Sync.Lease.Enabled {
 		e.Lease = target.Lease(cfg.Sync.Ownership, time.Duration(cfg.Sync.Lease.TTL), log)

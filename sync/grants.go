@@ -56,8 +56,10 @@ type grantTemplate struct {
 	userType, objectType   string // "group#member" or "user"; "project"
 }
 
-// compileGrants compiles the rules; errors name the rule.
-func compileGrants(rules []config.GrantRule) ([]grantRule, error) {
+// compileGrants compiles the rules; errors name the rule. A userset grant
+// must name the managed group's own userset (objectType:{object}#relation),
+// so that whose grant it is follows whose group it is.
+func compileGrants(rules []config.GrantRule, objectType, relation string) ([]grantRule, error) {
 	out := make([]grantRule, 0, len(rules))
 	for i, r := range rules {
 		gr := grantRule{name: r.Name, onlyExisting: r.OnlyExisting}
@@ -101,6 +103,12 @@ func compileGrants(rules []config.GrantRule) ([]grantRule, error) {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 			t := parseTemplate(text)
+			if own := objectType + ":{object}#" + relation; strings.Contains(t.user, "#") && t.user != own {
+				return nil, fmt.Errorf("%s: template %q: a grant to a group's members must name the group as %q (the groups groupsync manages)", where, text, own)
+			}
+			if t.objectType == objectType && t.relation == relation {
+				return nil, fmt.Errorf("%s: template %q writes %s#%s, which is the membership itself; grant on another type or relation", where, text, objectType, relation)
+			}
 			for _, p := range placeholder.FindAllStringSubmatch(text, -1) {
 				if n, err := strconv.Atoi(p[1]); err == nil && n > ncaps {
 					return nil, fmt.Errorf("%s: template %q uses capture {%d}, but match has only %d capture group(s)", where, text, n, ncaps)
@@ -298,4 +306,20 @@ func expand(t grantTemplate, gg grantGroup, caps []string, user string) (Tuple, 
 		return tu, fmt.Sprintf("user %s is %s", tu.User, why)
 	}
 	return tu, ""
+}
+
+// OwnedTypes is the types of the objects an ownership registry records for
+// this mapping: the groups' type, then the object types of {user} grant
+// rules (their objects are claimed and released like groups).
+func (m *Mapper) OwnedTypes() []string {
+	var more []string
+	for _, r := range m.grants {
+		for _, t := range r.templates {
+			if t.perUser && t.objectType != m.cfg.ObjectType {
+				more = append(more, t.objectType)
+			}
+		}
+	}
+	slices.Sort(more)
+	return append([]string{m.cfg.ObjectType}, slices.Compact(more)...)
 }

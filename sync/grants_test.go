@@ -96,6 +96,8 @@ func TestGrantRuleCompileErrors(t *testing.T) {
 		{config.GrantRule{Name: "bad", Match: config.Match{Name: "ops"}, Tuples: []string{"group:{nope}#member viewer project:x"}}, "unknown placeholder {nope}"},
 		{config.GrantRule{Name: "where", Match: config.Match{Name: "ops"}, Tuples: []string{"group:{object}#member viewer project:{user}"}}, "{user} belongs in the user field"},
 		{config.GrantRule{Name: "re", Match: config.Match{Regex: "("}, Tuples: []string{"group:{object}#member viewer project:x"}}, "match.regex"},
+		{config.GrantRule{Name: "other", Match: config.Match{Name: "ops"}, Tuples: []string{"team:{name}#member viewer project:x"}}, `must name the group as "group:{object}#member"`},
+		{config.GrantRule{Name: "self", Match: config.Match{Name: "ops"}, Tuples: []string{"user:{user} member group:all"}}, "the membership itself"},
 	} {
 		_, err := NewMapper(withGrants(tc.rule))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.rule.Name) {

@@ -62,7 +62,7 @@ func NewMapper(cfg config.Mapping) (*Mapper, error) {
 		}
 		m.defaults, _ = compileRules(ms)
 	}
-	if m.grants, err = compileGrants(cfg.Grants); err != nil {
+	if m.grants, err = compileGrants(cfg.Grants, cfg.ObjectType, cfg.Relation); err != nil {
 		return nil, err
 	}
 	return m, nil

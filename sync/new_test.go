@@ -26,9 +26,9 @@ type stubLease struct{ gsync.Lease }
 
 func (t *recordingTarget) Sink() gsync.Sink { return t.sink }
 
-func (t *recordingTarget) Registry(_ config.Ownership, objectType string) gsync.Registry {
+func (t *recordingTarget) Registry(_ config.Ownership, objectTypes []string) gsync.Registry {
 	t.registries++
-	t.registryObjectType = objectType
+	t.registryObjectType = objectTypes[0]
 	return stubRegistry{}
 }
 

@@ -36,6 +36,9 @@ type managedScope struct {
 	existing []Tuple
 	claims   []string
 	releases []string
+	// grantedBy (target-driven mode) names, for each group kept only
+	// because an application grants something to it, a few such grants.
+	grantedBy map[string][]Tuple
 }
 
 // newScoper returns mode's scoper. A registry is needed for owned mode
@@ -81,15 +84,21 @@ func (o ownedScoper) readBefore(ctx context.Context, scope Scope) earlyRead {
 	if err != nil {
 		return earlyRead{err: fmt.Errorf("read ownership records: %w", err)}
 	}
-	if len(owned) == 0 {
+	// The registry also records the objects of {user} grant rules; the
+	// membership read wants the groups only.
+	groups := slices.DeleteFunc(slices.Clone(owned), func(obj string) bool { return !strings.HasPrefix(obj, scope.ObjectType+":") })
+	if len(groups) == 0 {
 		return earlyRead{owned: owned}
 	}
-	scope.Objects = owned
-	return readScope(ctx, o.sink, scope)
+	scope.Objects = groups
+	r := readScope(ctx, o.sink, scope)
+	r.owned = owned
+	return r
 }
 
 func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early earlyRead) (managedScope, error) {
-	claims, releases, err := o.claimsAndReleases(ctx, d, early.owned)
+	groups := slices.DeleteFunc(slices.Clone(early.owned), func(obj string) bool { return !strings.HasPrefix(obj, scope.ObjectType+":") })
+	claims, releases, err := o.claimsAndReleases(ctx, d, groups)
 	if err != nil {
 		return managedScope{}, err
 	}
@@ -165,22 +174,42 @@ func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired,
 	if err != nil {
 		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
 	}
-	missing := map[string]string{}
-	var keep []string
+	var absent []string
 	for _, obj := range objects {
-		if exists[obj] {
+		if !exists[obj] {
+			absent = append(absent, obj)
+		}
+	}
+	// A group with no tuples of its own may still be in use: an
+	// application grants something to its members.
+	granted := map[string][]Tuple{}
+	if finder, ok := t.sink.(GrantFinder); ok && len(absent) > 0 {
+		if granted, err = finder.Grants(ctx, absent, scope.Relation); err != nil {
+			return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+		}
+	}
+	missing := map[string]string{}
+	keep := []string{}
+	for _, obj := range objects {
+		if exists[obj] || len(granted[obj]) > 0 {
 			keep = append(keep, obj)
 		} else {
-			missing[obj] = "has no tuples in OpenFGA; sync.ownership.mode target-driven only syncs groups that already exist there"
+			missing[obj] = "has no tuples in OpenFGA and no grant names it; sync.ownership.mode target-driven only syncs groups that exist there"
 		}
 	}
 	d.dropObjects(missing, ReasonNotInTarget)
+	ms := managedScope{grantedBy: granted}
 	scope.Objects = keep
-	existing, err := t.sink.Read(ctx, scope)
-	if err != nil {
+	ms.scope = scope
+	if len(keep) == 0 {
+		// Nothing to manage. Reading with no objects would read the whole
+		// type, and the diff would then delete every group in it.
+		return ms, nil
+	}
+	if ms.existing, err = t.sink.Read(ctx, scope); err != nil {
 		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
 	}
-	return managedScope{scope: scope, existing: existing}, nil
+	return ms, nil
 }
 
 // readScope reads every tuple inside scope.

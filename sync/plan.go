@@ -22,6 +22,9 @@ type Plan struct {
 	// registry the next run can continue from.
 	Claims   []string
 	Releases []string
+	// GrantedBy (target-driven mode) names, for each group managed only
+	// because an application grants something to it, a few such grants.
+	GrantedBy map[string][]Tuple
 	// Guard is set when a guard stops the run; nothing is written then.
 	Guard *GuardTrip
 }

@@ -43,3 +43,11 @@ var ErrLeaseBusy = errors.New("another run of this groupsync instance holds the 
 type TargetLister interface {
 	Existing(ctx context.Context, objects []string) (map[string]bool, error)
 }
+
+// GrantFinder is a sink that can find the grants that name groups'
+// usersets ("group:team-red#member viewer project:red"), for the
+// target-driven mode: an application's grant to a group puts the group in
+// use even before it has members.
+type GrantFinder interface {
+	Grants(ctx context.Context, objects []string, relation string) (map[string][]Tuple, error)
+}

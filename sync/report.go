@@ -28,6 +28,27 @@ type Report struct {
 	Guard         *GuardTrip      `json:"guard,omitempty"`       // a guard stopped (apply) or would stop (plan) the run
 	SourceRead    *SourceRead     `json:"source_read,omitempty"` // how an incremental source read
 	Result        *ApplyResult    `json:"result,omitempty"`      // apply only
+	// Grants are the grant rules' scopes (mapping.grants), planned like
+	// membership; absent without grant rules.
+	Grants []ReportGrantScope `json:"grants,omitempty"`
+	// ManagedByGrants (target-driven mode) lists the groups managed only
+	// because an application's grants name them, with those grants.
+	ManagedByGrants []GrantReference `json:"managed_by_grants,omitempty"`
+}
+
+// ReportGrantScope is one grant scope and the rules that write into it.
+type ReportGrantScope struct {
+	ObjectType string   `json:"object_type"`
+	Relation   string   `json:"relation"`
+	UserType   string   `json:"user_type"`
+	Rules      []string `json:"rules"`
+	Desired    int      `json:"desired_tuples"`
+}
+
+// GrantReference is a group and the grants that name it.
+type GrantReference struct {
+	Object string   `json:"object"`
+	Grants []string `json:"grants"`
 }
 
 // ReportOwnership is how the run was bounded and what it claimed or released.
@@ -60,9 +81,11 @@ type Summary struct {
 }
 
 // GroupChange is the plan for one OpenFGA object. Add and Delete hold the
-// tuples' users; the relation is the scope's.
+// tuples' users; the relation is the scope's, or for a grant Relation.
 type GroupChange struct {
 	Object    string   `json:"object"`
+	Relation  string   `json:"relation,omitempty"` // a grant's relation; empty for membership
+	Rules     []string `json:"rules,omitempty"`    // the grant rules that want the added tuples
 	GroupID   string   `json:"group_id,omitempty"`
 	GroupName string   `json:"group_name,omitempty"`
 	Add       []string `json:"add"`
@@ -92,6 +115,18 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 			Skipped:        len(p.Desired.Skipped),
 		},
 	}
+	for _, set := range p.Desired.Grants {
+		r.Grants = append(r.Grants, ReportGrantScope{ObjectType: set.Scope.ObjectType, Relation: set.Scope.Relation,
+			UserType: set.Scope.UserTypes[0], Rules: set.Rules, Desired: len(set.Tuples)})
+	}
+	for obj, ts := range p.GrantedBy {
+		ref := GrantReference{Object: obj}
+		for _, t := range ts {
+			ref.Grants = append(ref.Grants, t.String())
+		}
+		r.ManagedByGrants = append(r.ManagedByGrants, ref)
+	}
+	slices.SortFunc(r.ManagedByGrants, func(a, b GrantReference) int { return strings.Compare(a.Object, b.Object) })
 	if result != nil {
 		res := *result
 		res.Failed = slices.Clone(res.Failed)
@@ -110,33 +145,53 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 func (r *Report) Pending() bool { return r.Summary.ToAdd+r.Summary.ToDelete > 0 }
 
 func groupChanges(p *Plan) []GroupChange {
-	byObject := map[string]*GroupChange{}
-	get := func(obj string) *GroupChange {
-		if c := byObject[obj]; c != nil {
+	byKey := map[string]*GroupChange{}
+	get := func(t Tuple) *GroupChange {
+		key, rel := t.Object, ""
+		if t.Relation != p.Scope.Relation || !strings.HasPrefix(t.Object, p.Scope.ObjectType+":") {
+			key, rel = t.Object+"#"+t.Relation, t.Relation
+		}
+		if c := byKey[key]; c != nil {
 			return c
 		}
-		c := &GroupChange{Object: obj, Add: []string{}, Delete: []string{}}
-		byObject[obj] = c
+		c := &GroupChange{Object: t.Object, Relation: rel, Add: []string{}, Delete: []string{}}
+		byKey[key] = c
 		return c
 	}
+	ruleOf := func(t Tuple) string {
+		for _, set := range p.Desired.Grants {
+			if r, ok := set.RuleOf[t]; ok {
+				return r
+			}
+		}
+		return ""
+	}
 	for _, t := range p.Adds {
-		c := get(t.Object)
+		c := get(t)
 		c.Add = append(c.Add, t.User)
+		if c.Relation != "" {
+			if r := ruleOf(t); r != "" && !slices.Contains(c.Rules, r) {
+				c.Rules = append(c.Rules, r)
+			}
+		}
 	}
 	for _, t := range p.Deletes {
-		c := get(t.Object)
+		c := get(t)
 		c.Delete = append(c.Delete, t.User)
 	}
 	for _, g := range p.Desired.Groups {
-		if c := byObject[g.Object]; c != nil {
+		if c := byKey[g.Object]; c != nil {
 			c.GroupID, c.GroupName = g.ID, g.Name
 		}
 	}
-	out := make([]GroupChange, 0, len(byObject))
-	for _, c := range byObject {
+	out := make([]GroupChange, 0, len(byKey))
+	for _, c := range byKey {
+		slices.Sort(c.Rules)
 		out = append(out, *c)
 	}
-	slices.SortFunc(out, func(a, b GroupChange) int { return strings.Compare(a.Object, b.Object) })
+	slices.SortFunc(out, func(a, b GroupChange) int {
+		return cmpStrings(a.Object, b.Object, a.Relation, b.Relation)
+	})
 	return out
 }
 

@@ -9,6 +9,9 @@ import (
 func (r *Report) renderMarkdown(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "## groupsync %s\n\n**%s**\n\n%s\n%s\n", r.Command, r.headline(), r.scopeLine(), r.ownershipLine())
+	if lines := r.grantLines(); len(lines) > 0 {
+		b.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	}
 	if g := r.Guard; g != nil {
 		fmt.Fprintf(b, "\n> **Stopped by guard `%s`:** %s\n", g.Guard, mdEscape(g.Message))
 	}
@@ -16,6 +19,9 @@ func (r *Report) renderMarkdown(w io.Writer) error {
 		b.WriteString("\n| Group | Change | User |\n|---|---|---|\n")
 		for _, c := range r.Changes {
 			name := "`" + c.Object + "`"
+			if c.Relation != "" {
+				name = "`" + c.Object + "` " + c.Relation + " (grant)"
+			}
 			if c.GroupName != "" {
 				name += " (" + mdEscape(c.GroupName) + ")"
 			}

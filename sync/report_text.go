@@ -55,6 +55,13 @@ func (r *Report) ownershipLine() string {
 }
 
 func (c GroupChange) title() string {
+	if c.Relation != "" {
+		t := c.Object + " " + c.Relation + "  (grant"
+		if len(c.Rules) > 0 {
+			t += ": rule " + strings.Join(c.Rules, ", ")
+		}
+		return t + ")"
+	}
 	if c.GroupName == "" {
 		return c.Object + "  (not in the source)"
 	}
@@ -70,6 +77,9 @@ func (r *Report) renderText(w io.Writer) error {
 			fmt.Fprintf(b, " (full because %s)", sr.Reason)
 		}
 		b.WriteString(".\n")
+	}
+	for _, line := range r.grantLines() {
+		b.WriteString(line + "\n")
 	}
 	if g := r.Guard; g != nil {
 		fmt.Fprintf(b, "\nSTOPPED by guard %s: %s\n", g.Guard, g.Message)
@@ -124,4 +134,17 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// grantLines say which grant scopes the run plans, and which groups it
+// manages only because an application's grants name them.
+func (r *Report) grantLines() []string {
+	var out []string
+	for _, g := range r.Grants {
+		out = append(out, fmt.Sprintf("Grants: %s#%s from %s, rule %s: %d desired.", g.ObjectType, g.Relation, g.UserType, strings.Join(g.Rules, ", "), g.Desired))
+	}
+	for _, m := range r.ManagedByGrants {
+		out = append(out, fmt.Sprintf("Managed because the store grants to it: %s (%s).", m.Object, strings.Join(m.Grants, "; ")))
+	}
+	return out
 }

@@ -62,6 +62,12 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 
 	p := Diff(desired, managed.existing, managed.scope)
 	p.Claims, p.Releases = managed.claims, withoutHeld(managed.releases, desired)
+	p.GrantedBy = managed.grantedBy
+	if len(desired.Grants) > 0 {
+		if err := e.planGrants(ctx, p, desired, managed, pre.owned); err != nil {
+			return nil, err
+		}
+	}
 	applyPolicy(p, e.policy())
 	if !e.Force {
 		p.Guard = checkGuards(p, e.Settings.Guards, empty)

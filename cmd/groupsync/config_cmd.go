@@ -157,14 +157,14 @@ func modelWrite(ctx context.Context, w io.Writer, cfg *config.Config, dryRun boo
 		fmt.Fprintf(w, "store %s (found) has no authorization model yet; groupsync's model:\n", plan.StoreID)
 	case plan.Merge.UpToDate():
 		fmt.Fprintf(w, "store %s (found), authorization model %s is up to date: nothing written\n", plan.StoreID, plan.BaseModelID)
-		return nil
+		return registryStoreWrite(ctx, w, cfg, dryRun)
 	default:
 		fmt.Fprintf(w, "store %s (found), authorization model %s lacks what groupsync needs; adding, every other type and relation kept:\n", plan.StoreID, plan.BaseModelID)
 	}
 	fmt.Fprint(w, plan.Merge.Diff())
 	if dryRun {
 		fmt.Fprintln(w, "dry run: nothing written")
-		return nil
+		return registryStoreWrite(ctx, w, cfg, dryRun)
 	}
 	su, err := plan.Apply(ctx)
 	if err != nil {
@@ -175,7 +175,52 @@ func modelWrite(ctx context.Context, w io.Writer, cfg *config.Config, dryRun boo
 		verb = "created"
 	}
 	fmt.Fprintf(w, "store %s (%s), authorization model %s written\n", su.StoreID, verb, su.ModelID)
+	return registryStoreWrite(ctx, w, cfg, dryRun)
+}
+
+// registryStoreWrite prepares sync.ownership.store, when set: a store of
+// groupsync's own whose model it writes whole (the first apply would too).
+func registryStoreWrite(ctx context.Context, w io.Writer, cfg *config.Config, dryRun bool) error {
+	own := cfg.Sync.Ownership
+	if !usesRegistryStore(cfg) {
+		return nil
+	}
+	mapper, err := gsync.NewMapper(cfg.Mapping)
+	if err != nil {
+		return err
+	}
+	dsl := openfga.RegistryModelDSL(own.Type, mapper.OwnedTypes()...)
+	if dryRun {
+		fmt.Fprintf(w, "registry store %q (sync.ownership.store): would be created if missing, with the model:\n%s", own.Store, dsl)
+		return nil
+	}
+	rc := cfg.OpenFGA
+	rc.StoreID, rc.StoreName, rc.AuthorizationModelID = "", own.Store, ""
+	su, err := openfga.EnsureSetup(ctx, rc, dsl)
+	if err != nil {
+		return fmt.Errorf("registry store %q (sync.ownership.store): %w", own.Store, err)
+	}
+	verb, model := "found", "up to date"
+	if su.StoreCreated {
+		verb = "created"
+	}
+	if su.ModelWritten {
+		model = "written"
+	}
+	fmt.Fprintf(w, "registry store %s %q (%s), authorization model %s %s\n", su.StoreID, own.Store, verb, su.ModelID, model)
 	return nil
+}
+
+// usesRegistryStore reports whether the ownership markers or the lease
+// live in a store of groupsync's own rather than in openfga's store.
+func usesRegistryStore(cfg *config.Config) bool {
+	return cfg.Sync.Ownership.Store != "" && (cfg.Sync.Ownership.ModeOrDefault() == config.OwnershipOwned || cfg.Sync.Lease.Enabled)
+}
+
+// needsOwnershipType reports whether openfga's store itself must have the
+// ownership type.
+func needsOwnershipType(cfg *config.Config) bool {
+	return cfg.Sync.Ownership.Store == "" && (cfg.Sync.Ownership.ModeOrDefault() == config.OwnershipOwned || cfg.Sync.Lease.Enabled)
 }
 
 // withModelHints adds to a merge conflict the settings that would make
@@ -266,8 +311,8 @@ func modelDSL(cfg *config.Config) (string, error) {
 		return "", err
 	}
 	dsl := mapper.ModelDSL()
-	if cfg.Sync.Ownership.Mode == config.OwnershipOwned || cfg.Sync.Lease.Enabled {
-		dsl += "\n" + openfga.OwnershipDSL(cfg.Sync.Ownership.Type, cfg.Mapping.ObjectType)
+	if needsOwnershipType(cfg) {
+		dsl += "\n" + openfga.OwnershipDSL(cfg.Sync.Ownership.Type, mapper.OwnedTypes()...)
 	}
 	return dsl, nil
 }
@@ -284,8 +329,8 @@ func neededDSL(cfg *config.Config) (string, error) {
 	scope := mapper.WriteScope()
 	dsl := fmt.Sprintf("model\n  schema 1.1\n\ntype %s\n\ntype %s\n  relations\n    define %s: [%s]\n",
 		cfg.Mapping.User.Type, scope.ObjectType, scope.Relation, strings.Join(scope.UserTypes, ", "))
-	if cfg.Sync.Ownership.Mode == "owned" || cfg.Sync.Lease.Enabled {
-		dsl += "\n" + openfga.OwnershipDSL(cfg.Sync.Ownership.Type, cfg.Mapping.ObjectType)
+	if needsOwnershipType(cfg) {
+		dsl += "\n" + openfga.OwnershipDSL(cfg.Sync.Ownership.Type, mapper.OwnedTypes()...)
 	}
 	return dsl, nil
 }

@@ -223,11 +223,26 @@ func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ..
 	if err != nil {
 		return nil, err
 	}
-	sink, err := openfga.New(ctx, cfg.OpenFGA, eo.openfgaOptions(cfg.OpenFGA)...)
+	sinkOpts := eo.openfgaOptions(cfg.OpenFGA)
+	sink, err := openfga.New(ctx, cfg.OpenFGA, sinkOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return gsync.New(cfg, src, openfga.NewTarget(sink), log)
+	return gsync.New(cfg, src, newTarget(cfg, sink, sinkOpts), log)
+}
+
+// newTarget keeps the ownership markers and the lease in the sink's store,
+// or in sync.ownership.store when it is set.
+func newTarget(cfg *config.Config, sink *openfga.Sink, opts []openfga.Option) gsync.Target {
+	o := cfg.Sync.Ownership
+	if o.Store == "" {
+		return openfga.NewTarget(sink)
+	}
+	types := []string{cfg.Mapping.ObjectType}
+	if m, err := gsync.NewMapper(cfg.Mapping); err == nil {
+		types = m.OwnedTypes()
+	}
+	return openfga.NewTargetWithRegistryStore(sink, cfg.OpenFGA, o.Store, o.Type, types, opts...)
 }
 
 // newSource builds the configured source; eo as for newEngine.

@@ -29,6 +29,7 @@ import (
 // clocks in sync (NTP) and the TTL well above any skew.
 type Lease struct {
 	s    *Sink
+	own  *ownStore // a registry store, opened (and created) by Acquire
 	key  gsync.Tuple
 	ttl  time.Duration
 	poll time.Duration
@@ -51,11 +52,18 @@ func NewLease(s *Sink, o config.Ownership, ttl time.Duration, log *zap.Logger) *
 
 // Acquire takes the lease, waiting up to wait while another run holds it.
 func (l *Lease) Acquire(ctx context.Context, wait time.Duration) (context.Context, func(), error) {
+	if l.own != nil {
+		s, err := l.own.forWrite(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		l.s = s
+	}
 	// A model without the lease relation would make every write fail with
 	// 400, which would read as "taken by another run".
 	typ, _, _ := strings.Cut(l.key.Object, ":")
 	if err := l.s.Verify(ctx, gsync.Scope{ObjectType: typ, Relation: RelationLease, UserTypes: []string{typ}}); err != nil {
-		return nil, nil, fmt.Errorf("the lease (sync.lease) needs its relation in the model (groupsync model prints it): %w", err)
+		return nil, nil, fmt.Errorf("the lease (sync.lease) needs its relation in the model: set sync.ownership.store to keep it in a store of groupsync's own, or merge it in with \"groupsync model write\": %w", err)
 	}
 	deadline := l.now().Add(wait)
 	for {

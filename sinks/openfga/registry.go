@@ -27,29 +27,34 @@ const (
 )
 
 // OwnershipDSL is the part of the model that the registry and the lease
-// need, for ownership type typ and managed object type objectType.
-func OwnershipDSL(typ, objectType string) string {
+// need, for ownership type typ and the managed objects' types: the
+// groups', then those of {user} grant rules' objects.
+func OwnershipDSL(typ string, objectTypes ...string) string {
+	if len(objectTypes) == 0 {
+		objectTypes = []string{typ} // the lease alone; a relation needs a type
+	}
 	return fmt.Sprintf(`type %[1]s
   relations
     define %[3]s: [%[2]s]
     define %[4]s: [%[1]s]
-`, typ, objectType, RelationManages, RelationLease)
+`, typ, strings.Join(objectTypes, ", "), RelationManages, RelationLease)
 }
 
 // Registry is the ownership registry kept in OpenFGA as marker tuples: no
 // local state, so it works from a CronJob, and several instances (say
 // Entra and LDAP) can share one store.
 type Registry struct {
-	s          *Sink
-	typ        string // ownership type
-	instance   string
-	objectType string // the managed groups' type
+	s           *Sink     // the store the markers are in, or nil with own
+	own         *ownStore // a registry store (sync.ownership.store)
+	typ         string   // ownership type
+	instance    string
+	objectTypes []string // the managed objects' types: groups', and {user} grants'
 }
 
 // NewRegistry returns the registry of instance o.Instance for objects of
-// objectType.
-func NewRegistry(s *Sink, o config.Ownership, objectType string) *Registry {
-	return &Registry{s: s, typ: o.Type, instance: o.Instance, objectType: objectType}
+// objectTypes (the groups' type first).
+func NewRegistry(s *Sink, o config.Ownership, objectTypes ...string) *Registry {
+	return &Registry{s: s, typ: o.Type, instance: o.Instance, objectTypes: objectTypes}
 }
 
 func (r *Registry) Instance() string { return r.instance }
@@ -58,22 +63,29 @@ func (r *Registry) self() string { return r.typ + ":" + r.instance }
 
 // Verify checks that the model has the ownership type and relations.
 func (r *Registry) Verify(ctx context.Context) error {
-	err := r.s.Verify(ctx, gsync.Scope{ObjectType: r.typ, Relation: RelationManages, UserTypes: []string{r.objectType}})
+	if r.own != nil {
+		return nil // groupsync writes that store's model itself, before its first write
+	}
+	err := r.s.Verify(ctx, gsync.Scope{ObjectType: r.typ, Relation: RelationManages, UserTypes: r.objectTypes})
 	if err == nil {
 		err = r.s.Verify(ctx, gsync.Scope{ObjectType: r.typ, Relation: RelationLease, UserTypes: []string{r.typ}})
 	}
 	if err != nil {
-		return fmt.Errorf("the ownership registry (sync.ownership.mode owned) needs its type in the model; groupsync model prints the whole model: %w", err)
+		return fmt.Errorf("the ownership registry (sync.ownership.mode owned) needs its type in the model: set sync.ownership.store to keep it in a store of groupsync's own (best when an application writes this store's model), or merge it in with \"groupsync model write\": %w", err)
 	}
 	return nil
 }
 
 // Owned returns the objects this instance manages, sorted.
 func (r *Registry) Owned(ctx context.Context) ([]string, error) {
+	s, err := r.store(ctx, false)
+	if s == nil || err != nil {
+		return nil, err // no registry store yet: nothing is owned
+	}
 	self, rel := r.self(), RelationManages
 	var out []string
-	err := r.s.eachTuple(ctx, &fga.ReadRequestTupleKey{Object: &self, Relation: &rel}, func(t fga.Tuple) {
-		if strings.HasPrefix(t.Key.User, r.objectType+":") {
+	err = s.eachTuple(ctx, &fga.ReadRequestTupleKey{Object: &self, Relation: &rel}, func(t fga.Tuple) {
+		if typ, _, _ := strings.Cut(t.Key.User, ":"); slices.Contains(r.objectTypes, typ) {
 			out = append(out, t.Key.User)
 		}
 	})
@@ -88,11 +100,15 @@ func (r *Registry) Owned(ctx context.Context) ([]string, error) {
 // one object's markers per request, several in flight.
 func (r *Registry) Owners(ctx context.Context, objects []string) (map[string][]string, error) {
 	out := map[string][]string{}
+	s, err := r.store(ctx, false)
+	if s == nil || err != nil {
+		return out, err
+	}
 	var mu sync.Mutex
-	err := r.s.eachObject(ctx, objects, func(ctx context.Context, obj string) error {
+	err = s.eachObject(ctx, objects, func(ctx context.Context, obj string) error {
 		rel, typ := RelationManages, r.typ+":"
 		var who []string
-		err := r.s.eachTuple(ctx, &fga.ReadRequestTupleKey{User: &obj, Relation: &rel, Object: &typ}, func(t fga.Tuple) {
+		err := s.eachTuple(ctx, &fga.ReadRequestTupleKey{User: &obj, Relation: &rel, Object: &typ}, func(t fga.Tuple) {
 			if name := strings.TrimPrefix(t.Key.Object, typ); name != r.instance {
 				who = append(who, name)
 			}
@@ -113,14 +129,34 @@ func (r *Registry) Owners(ctx context.Context, objects []string) (map[string][]s
 
 // Claim writes this instance's markers on objects (idempotent).
 func (r *Registry) Claim(ctx context.Context, objects []string) error {
-	_, err := r.s.Apply(ctx, gsync.Changes{Adds: r.markers(objects)})
+	s, err := r.store(ctx, true)
+	if err != nil {
+		return err
+	}
+	_, err = s.Apply(ctx, gsync.Changes{Adds: r.markers(objects)})
 	return err
 }
 
 // Release deletes this instance's markers on objects (idempotent).
 func (r *Registry) Release(ctx context.Context, objects []string) error {
-	_, err := r.s.Apply(ctx, gsync.Changes{Deletes: r.markers(objects)})
+	s, err := r.store(ctx, true)
+	if err != nil {
+		return err
+	}
+	_, err = s.Apply(ctx, gsync.Changes{Deletes: r.markers(objects)})
 	return err
+}
+
+// store is where the markers are: the sink's store, or the registry
+// store, which a read finds absent (nil) before the first write creates it.
+func (r *Registry) store(ctx context.Context, write bool) (*Sink, error) {
+	switch {
+	case r.own == nil:
+		return r.s, nil
+	case write:
+		return r.own.forWrite(ctx)
+	}
+	return r.own.forRead(ctx)
 }
 
 func (r *Registry) markers(objects []string) []gsync.Tuple {
