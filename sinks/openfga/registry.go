@@ -46,7 +46,7 @@ func OwnershipDSL(typ string, objectTypes ...string) string {
 type Registry struct {
 	s           *Sink     // the store the markers are in, or nil with own
 	own         *ownStore // a registry store (sync.ownership.store)
-	typ         string   // ownership type
+	typ         string    // ownership type
 	instance    string
 	objectTypes []string // the managed objects' types: groups', and {user} grants'
 }
