@@ -569,3 +569,32 @@ func (s *Server) Tuples(t testing.TB, storeID string) []gsync.Tuple {
 	gsync.SortTuples(out)
 	return out
 }
+
+// Check asks OpenFGA, as an application would, whether user has relation
+// on object in the store under its latest model.
+func (s *Server) Check(t testing.TB, storeID, user, relation, object string) bool {
+	t.Helper()
+	resp, err := s.fga.Check(context.Background(), &openfgav1.CheckRequest{
+		StoreId:  storeID,
+		TupleKey: &openfgav1.CheckRequestTupleKey{User: user, Relation: relation, Object: object},
+	})
+	if err != nil {
+		t.Fatalf("fgatest: check %s %s %s in store %s: %v", user, relation, object, storeID, err)
+	}
+	return resp.GetAllowed()
+}
+
+// StoreID returns the id of the store named name, or "" when there is none.
+func (s *Server) StoreID(t testing.TB, name string) string {
+	t.Helper()
+	resp, err := s.fga.ListStores(context.Background(), &openfgav1.ListStoresRequest{Name: name})
+	if err != nil {
+		t.Fatalf("fgatest: list stores: %v", err)
+	}
+	for _, st := range resp.GetStores() {
+		if st.GetName() == name {
+			return st.GetId()
+		}
+	}
+	return ""
+}
