@@ -151,6 +151,11 @@ type UserMapping struct {
 	Lowercase    bool   `yaml:"lowercase"`
 	SkipDisabled bool   `yaml:"skip_disabled"` // default true
 	SkipGuests   bool   `yaml:"skip_guests"`
+	// HoldWithoutGroups keeps the tuples of a user whom the source lists
+	// in no group at all: their deletes are withheld (reported), as
+	// applications that sync at login leave a user's groups alone when the
+	// token names none. Off: such a user is removed from every group.
+	HoldWithoutGroups bool `yaml:"hold_without_groups"`
 }
 
 // GroupMapping says how a group becomes an OpenFGA object id.

@@ -17,14 +17,6 @@ import (
 // a grant tuple is groupsync's only when it lies in such a scope, and (for
 // usersets) names a group groupsync manages.
 
-// Why a grant was not planned, or a rule needs attention.
-const (
-	ReasonGrantInvalid       = "grant_invalid"        // an expanded template is not a valid OpenFGA tuple
-	ReasonGrantTargetMissing = "grant_target_missing" // only_existing: the object has no tuples in OpenFGA
-	ReasonGrantDuplicate     = "grant_duplicate"      // two rules produce the same tuple; written once
-	ReasonGrantNoMatch       = "grant_rule_unmatched" // a rule matched no managed group
-)
-
 // GrantSet is the desired tuples of one grant scope, from one or more rules.
 type GrantSet struct {
 	Scope  Scope    `json:"scope"`

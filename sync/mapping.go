@@ -28,6 +28,9 @@ type Desired struct {
 	// memberships that are still real.
 	HeldObjects map[string]bool
 	HeldUsers   map[string]bool
+	// GrouplessUsers are users the source lists in no group at all; with
+	// mapping.user.hold_without_groups their tuples are not deleted.
+	GrouplessUsers map[string]bool
 
 	SourceGroups int
 	SourceUsers  int
@@ -123,6 +126,9 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		userIDs[u.ID] = true
 	}
 	objects := m.mapGroups(s.Groups, userIDs, d)
+	if m.cfg.User.HoldWithoutGroups {
+		d.GrouplessUsers = grouplessUsers(s, users)
+	}
 
 	// Tuples are built group by group in object order, each group's users
 	// sorted and deduplicated, so the result is sorted without a global
@@ -441,4 +447,22 @@ func (d *Desired) dropObjects(details map[string]string, reason string) {
 	slices.SortFunc(d.Skipped, func(a, b Skip) int {
 		return cmpStrings(a.Kind, b.Kind, a.Reason, b.Reason, a.ID, b.ID, a.Detail, b.Detail)
 	})
+}
+
+// grouplessUsers returns the OpenFGA ids of users that no group of the
+// snapshot lists as a member, filtered groups included.
+func grouplessUsers(s *Snapshot, keys map[string]string) map[string]bool {
+	listed := make(map[string]bool, len(s.Users))
+	for _, g := range s.Groups {
+		for _, id := range g.Users {
+			listed[id] = true
+		}
+	}
+	out := map[string]bool{}
+	for id, key := range keys {
+		if !listed[id] {
+			out[key] = true
+		}
+	}
+	return out
 }

@@ -106,6 +106,9 @@ func heldReason(d *Desired, t Tuple) string {
 	if d.HeldUsers[t.User] {
 		return ReasonDuplicateUser
 	}
+	if d.GrouplessUsers[t.User] {
+		return ReasonNoGroups
+	}
 	if obj, _, ok := strings.Cut(t.User, "#"); ok && d.HeldObjects[obj] {
 		return ReasonDuplicateObject
 	}

@@ -22,6 +22,14 @@ const (
 	ReasonNotInTarget     = "not_in_target"     // target-driven: the group has no tuples in OpenFGA yet
 )
 
+// Why a grant was not planned, or a rule needs attention.
+const (
+	ReasonGrantInvalid       = "grant_invalid"        // an expanded template is not a valid OpenFGA tuple
+	ReasonGrantTargetMissing = "grant_target_missing" // only_existing: the object has no tuples in OpenFGA
+	ReasonGrantDuplicate     = "grant_duplicate"      // two rules produce the same tuple; written once
+	ReasonGrantNoMatch       = "grant_rule_unmatched" // a rule matched no managed group
+)
+
 // Why a change was withheld. A change to a group the source names
 // ambiguously is withheld with ReasonDuplicateObject or ReasonDuplicateUser.
 const (
@@ -30,6 +38,10 @@ const (
 	// otherwise take access away before its replacement (a renamed group's
 	// new tuples) exists. The next run retries both.
 	ReasonAddsFailed = "adds_failed"
+	// ReasonNoGroups withholds the deletes of a user the source lists in no
+	// group at all (mapping.user.hold_without_groups), as applications that
+	// sync at login do when a token carries no groups claim.
+	ReasonNoGroups = "user_without_groups"
 )
 
 // Skip is a group, user or membership the mapping refused, and why.
