@@ -315,3 +315,30 @@ func (m *Mapper) OwnedTypes() []string {
 	slices.Sort(more)
 	return append([]string{m.cfg.ObjectType}, slices.Compact(more)...)
 }
+
+// GrantScopes returns each scope the grant rules write into, with the
+// rules that write there, sorted: for checking a model before any run.
+func (m *Mapper) GrantScopes() []GrantSet {
+	byKey := map[string]*GrantSet{}
+	var keys []string
+	for _, r := range m.grants {
+		for _, t := range r.templates {
+			k := t.objectType + "#" + t.relation + "@" + t.userType
+			set := byKey[k]
+			if set == nil {
+				set = &GrantSet{Scope: Scope{ObjectType: t.objectType, Relation: t.relation, UserTypes: []string{t.userType}}, Usersets: strings.Contains(t.userType, "#")}
+				byKey[k] = set
+				keys = append(keys, k)
+			}
+			if !slices.Contains(set.Rules, r.name) {
+				set.Rules = append(set.Rules, r.name)
+			}
+		}
+	}
+	slices.Sort(keys)
+	out := make([]GrantSet, len(keys))
+	for i, k := range keys {
+		out[i] = *byKey[k]
+	}
+	return out
+}

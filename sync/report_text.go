@@ -33,6 +33,15 @@ func (r *Report) headline() string {
 	if !r.Pending() {
 		return fmt.Sprintf("No changes. OpenFGA matches the source (%d tuples in scope).", s.ExistingTuples)
 	}
+	grants := 0
+	for _, c := range r.Changes {
+		if c.Relation != "" {
+			grants++
+		}
+	}
+	if grants > 0 {
+		return fmt.Sprintf("Plan: %d to add, %d to delete, in %d groups and %d grants.", s.ToAdd, s.ToDelete, len(r.Changes)-grants, grants)
+	}
 	return fmt.Sprintf("Plan: %d to add, %d to delete, in %d groups.", s.ToAdd, s.ToDelete, len(r.Changes))
 }
 

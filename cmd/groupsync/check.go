@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -78,8 +80,41 @@ func checkAll(ctx context.Context, cfg *config.Config, log *zap.Logger) []gsync.
 	ws := mapper.WriteScope()
 	out = append(out, gsync.CheckResult{What: "model accepts the mapping's tuples", Err: sink.Verify(ctx, ws),
 		Note: fmt.Sprintf("%s#%s from %v", ws.ObjectType, ws.Relation, ws.UserTypes)})
+	for _, g := range mapper.GrantScopes() {
+		err := sink.Verify(ctx, g.Scope)
+		if err != nil {
+			err = fmt.Errorf("grant rule %s: %w", strings.Join(g.Rules, ", "), err)
+		}
+		out = append(out, gsync.CheckResult{What: "model accepts grant rule " + strings.Join(g.Rules, ", "), Err: err,
+			Note: fmt.Sprintf("%s#%s from %s", g.Scope.ObjectType, g.Scope.Relation, g.Scope.UserTypes[0])})
+	}
+	out = append(out, checkOwnership(ctx, cfg, sink, mapper)...)
 	probe := mapper.Scope()
 	probe.Objects = []string{probe.ObjectType + ":groupsync-check"}
 	_, err = sink.Read(ctx, probe)
 	return append(out, gsync.CheckResult{What: "OpenFGA read", Err: err, Note: "allowed"})
+}
+
+// checkOwnership checks where the ownership markers and the lease live:
+// the ownership type in openfga's store, or sync.ownership.store.
+func checkOwnership(ctx context.Context, cfg *config.Config, sink *openfga.Sink, mapper *gsync.Mapper) []gsync.CheckResult {
+	own := cfg.Sync.Ownership
+	switch {
+	case usesRegistryStore(cfg):
+		what := fmt.Sprintf("registry store %q (sync.ownership.store)", own.Store)
+		rc := cfg.OpenFGA
+		rc.StoreID, rc.StoreName, rc.AuthorizationModelID = "", own.Store, ""
+		s, err := openfga.New(ctx, rc)
+		if errors.Is(err, openfga.ErrStoreNotFound) {
+			return []gsync.CheckResult{{What: what, Note: "does not exist yet; the first apply (or groupsync model write) creates it"}}
+		}
+		if err != nil {
+			return []gsync.CheckResult{{What: what, Err: err}}
+		}
+		return []gsync.CheckResult{{What: what, Note: fmt.Sprintf("store %s, authorization model %s", s.StoreID(), s.ModelID())}}
+	case needsOwnershipType(cfg):
+		reg := openfga.NewRegistry(sink, own, mapper.OwnedTypes()...)
+		return []gsync.CheckResult{{What: "model has the ownership type " + own.Type, Err: reg.Verify(ctx)}}
+	}
+	return nil
 }
