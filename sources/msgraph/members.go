@@ -2,34 +2,23 @@ package msgraph
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"github.com/groupsync/groupsync/internal/retry"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	abs "github.com/microsoft/kiota-abstractions-go"
-	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
-	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
-// batchSize is Graph's limit of requests in one $batch.
-const batchSize = 20
-
-// memberReader reads the direct members of many groups with $batch, in
-// rounds: each round sends every pending page request, 20 to a batch, a few
-// batches in flight; next pages, throttled items and newly found subgroups
-// make the next round.
+// memberReader reads the direct members of many groups with $batch
+// (sendBatches): next pages and newly found subgroups make the next round.
 type memberReader struct {
 	s         *Source
 	known     map[string]listed // every listed group, synced or not
@@ -55,10 +44,8 @@ type memberReader struct {
 
 // job is one page of one group's members.
 type job struct {
-	group    string
-	url      string // nextLink; "" for the first page
-	attempts int
-	waited   time.Duration
+	group string
+	url   string // nextLink; "" for the first page
 }
 
 func newMemberReader(s *Source) *memberReader {
@@ -84,23 +71,15 @@ func (r *memberReader) read(ctx context.Context, list []listed) (*gsync.Snapshot
 	return r.snapshot(), nil
 }
 
-// readJobs sends the jobs, and the jobs they lead to, round by round.
+// readJobs reads the pages, and the pages and subgroups they lead to.
 func (r *memberReader) readJobs(ctx context.Context, pending []job) error {
-	for len(pending) > 0 {
-		next, wait, err := r.round(ctx, pending)
-		if err != nil {
-			return err
-		}
-		if wait > 0 {
-			r.s.log.Debug("Graph throttled batch items; waiting", zap.Duration("wait", wait), zap.Int("items", len(next)))
-			if err := retry.Sleep(ctx, wait); err != nil {
-				return err
-			}
-			r.s.stats.addWait(wait)
-		}
-		pending = next
-	}
-	return nil
+	return sendBatches(ctx, r.s, batchReads[job]{
+		what: "member", permission: "GroupMember.Read.All",
+		request: r.requestInfo,
+		path:    func(j job) string { return "/groups/" + j.group + "/members" },
+		name:    func(j job) string { return "members of group " + j.group },
+		answer:  r.answer,
+	}, pending)
 }
 
 // start marks a group's members as requested and returns the job for their
@@ -110,97 +89,23 @@ func (r *memberReader) start(id string) job {
 	return job{group: id}
 }
 
-// round sends jobs and returns the next round's jobs and how long to wait
-// before it (the longest Retry-After among throttled items).
-func (r *memberReader) round(ctx context.Context, jobs []job) ([]job, time.Duration, error) {
-	var (
-		mu   sync.Mutex
-		next []job
-		wait time.Duration
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.s.cfg.MaxParallelRequests)
-	for b := range slices.Chunk(jobs, batchSize) {
-		g.Go(func() error {
-			n, w, err := r.batch(gctx, b)
-			mu.Lock()
-			next = append(next, n...)
-			wait = max(wait, w)
-			mu.Unlock()
-			return err
-		})
-	}
-	err := g.Wait()
-	return next, wait, err
-}
-
-// batch sends one $batch and handles each item's answer.
-func (r *memberReader) batch(ctx context.Context, jobs []job) ([]job, time.Duration, error) {
-	req := msgraphcore.NewBatchRequest(r.s.adapter)
-	byID := make(map[string]job, len(jobs))
-	for _, j := range jobs {
-		info, err := r.requestInfo(ctx, j)
+// answer takes a page's answer and returns the jobs it leads to.
+func (r *memberReader) answer(j job, a batchAnswer) ([]job, error) {
+	switch a.Status {
+	case http.StatusOK:
+		page, err := decodeMembers(a.Body, r.s.userAttrs)
 		if err != nil {
-			return nil, 0, fmt.Errorf("msgraph: build members request for group %s: %w", j.group, err)
+			return nil, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
 		}
-		item, err := req.AddBatchRequestStep(*info)
-		if err != nil {
-			return nil, 0, fmt.Errorf("msgraph: build batch: %w", err)
-		}
-		byID[*item.GetId()] = j
+		return r.add(j, page), nil
+	case http.StatusNotFound:
+		r.vanish(j.group)
+		return nil, nil
 	}
-	r.s.stats.BatchItems.Add(int64(len(jobs)))
-	answers, err := r.s.sendBatch(ctx, req)
-	if err != nil {
-		return nil, 0, fmt.Errorf("msgraph: $batch of %d member reads: %w", len(jobs), describe(err, "GroupMember.Read.All"))
-	}
-	var (
-		next []job
-		wait time.Duration
-	)
-	for id, j := range byID {
-		item, ok := answers[id]
-		if !ok || item.Status == 0 {
-			return nil, 0, fmt.Errorf("msgraph: $batch answer lacks request %s (group %s)", id, j.group)
-		}
-		status := item.Status
-		switch {
-		case status == http.StatusOK:
-			page, err := decodeMembers(item.Body, r.s.userAttrs)
-			if err != nil {
-				return nil, 0, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
-			}
-			next = append(next, r.add(j, page)...)
-		case status == http.StatusNotFound:
-			r.vanish(j.group)
-		case retryableStatus(status):
-			w, ok := retryAfterMap(item.Headers)
-			if !ok {
-				w = retry.Backoff(r.s.retryMin(), j.attempts+1)
-			}
-			r.s.stats.Retries.Add(1)
-			if status == http.StatusTooManyRequests {
-				r.s.stats.Throttled.Add(1)
-			}
-			j.attempts++
-			if j.attempts > r.s.cfg.MaxRetries || j.waited+w > time.Duration(r.s.cfg.MaxRetryWait) {
-				code, msg := answerError(item.Body)
-				return nil, 0, &GiveUpError{Method: "GET", Path: "/groups/" + j.group + "/members (in $batch)",
-					Attempts: j.attempts, Waited: j.waited, Status: status, Code: code, Message: msg}
-			}
-			j.waited += w
-			wait = max(wait, w)
-			next = append(next, j)
-		default:
-			code, msg := answerError(item.Body)
-			return nil, 0, fmt.Errorf("msgraph: read members of group %s: HTTP %d %s: %s%s",
-				r.label(j.group), status, code, msg, permissionHint(status, "GroupMember.Read.All"))
-		}
-	}
-	return next, wait, nil
+	code, msg := answerError(a.Body)
+	return nil, fmt.Errorf("msgraph: read members of group %s: HTTP %d %s: %s%s",
+		r.label(j.group), a.Status, code, msg, permissionHint(a.Status, "GroupMember.Read.All"))
 }
-
-func (s *Source) retryMin() time.Duration { return 500 * time.Millisecond }
 
 func (r *memberReader) requestInfo(ctx context.Context, j job) (*abs.RequestInformation, error) {
 	members := r.s.client.Groups().ByGroupId(j.group).Members()
@@ -402,52 +307,4 @@ func (r *memberReader) snapshot() *gsync.Snapshot {
 			zap.Int("users", r.noEnabled))
 	}
 	return s
-}
-
-// retryAfterMap reads Retry-After from a batch item's headers.
-func retryAfterMap(h map[string]string) (time.Duration, bool) {
-	hh := http.Header{}
-	for k, v := range h {
-		hh.Set(k, v)
-	}
-	return retry.After(hh, time.Now())
-}
-
-// itemError reads Graph's error from a batch item body decoded by the SDK.
-func itemError(body map[string]any) (code, message string) {
-	e, _ := body["error"].(map[string]any)
-	str := func(v any) string {
-		switch s := v.(type) {
-		case string:
-			return s
-		case *string:
-			return deref(s)
-		}
-		return ""
-	}
-	return str(e["code"]), str(e["message"])
-}
-
-// describe turns an SDK error into one that says what to do.
-func describe(err error, permission string) error {
-	var od *odataerrors.ODataError
-	if errors.As(err, &od) {
-		code, msg := "", ""
-		if e := od.GetErrorEscaped(); e != nil {
-			code, msg = deref(e.GetCode()), deref(e.GetMessage())
-		}
-		status := od.ResponseStatusCode
-		return fmt.Errorf("HTTP %d %s: %s%s", status, code, msg, permissionHint(status, permission))
-	}
-	return err
-}
-
-func permissionHint(status int, permission string) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return " (the token was rejected: check source.msgraph.tenant_id, client_id and the credential)"
-	case http.StatusForbidden:
-		return fmt.Sprintf(" (grant the app the application permission %s, with admin consent)", permission)
-	}
-	return ""
 }

@@ -40,6 +40,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/internal/retry"
 	"github.com/groupsync/groupsync/state"
 	gsync "github.com/groupsync/groupsync/sync"
 )
@@ -55,6 +56,9 @@ type Source struct {
 	log       *zap.Logger
 	userAttrs []string
 	stats     *Stats
+	// retry is the policy for requests (retryTransport) and for $batch
+	// items (sendBatches) alike.
+	retry retry.Policy
 
 	needUsers, wantUserState bool
 
@@ -71,6 +75,7 @@ type Option func(*options)
 type options struct {
 	cred      azcore.TokenCredential
 	transport http.RoundTripper
+	wrap      func(http.RoundTripper) http.RoundTripper
 	tokenTr   policy.Transporter
 	log       *zap.Logger
 	userAttrs []string
@@ -87,6 +92,13 @@ func WithCredential(c azcore.TokenCredential) Option { return func(o *options) {
 // WithTransport sets the HTTP transport under Graph requests (and, when it
 // is an *http.Client's transport too, token requests: see WithTokenTransport).
 func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
+
+// WithTransportWrapper wraps the HTTP transport under Graph requests (the
+// one New builds, or the one WithTransport gives), for instrumentation:
+// the caller keeps New's connection settings without copying them.
+func WithTransportWrapper(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) { o.wrap = wrap }
+}
 
 // WithTokenTransport carries azidentity's requests to the login authority.
 func WithTokenTransport(t policy.Transporter) Option { return func(o *options) { o.tokenTr = t } }
@@ -134,9 +146,12 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 		t.ForceAttemptHTTP2 = true
 		base = t
 	}
+	if o.wrap != nil {
+		base = o.wrap(base)
+	}
 	stats := &Stats{}
-	rt := &retryTransport{base: base, maxRetries: cfg.MaxRetries, maxWait: time.Duration(cfg.MaxRetryWait),
-		minWait: 500 * time.Millisecond, timeout: time.Duration(cfg.RequestTimeout), stats: stats}
+	pol := retry.Policy{MaxRetries: cfg.MaxRetries, MinWait: retryMinWait, Budget: time.Duration(cfg.MaxRetryWait)}
+	rt := &retryTransport{base: base, policy: pol, timeout: time.Duration(cfg.RequestTimeout), stats: stats}
 
 	host := hostOf(baseURL)
 	authProvider, err := auth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{scope}, []string{host})
@@ -161,7 +176,7 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 	adapter.SetBaseUrl(baseURL)
 	src := &Source{
 		cfg: cfg, client: newGraphClient(adapter), adapter: adapter, cred: cred,
-		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats,
+		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats, retry: pol,
 		needUsers: o.needUsers, wantUserState: o.wantUserState, store: o.store, now: o.now,
 	}
 	if src.now == nil {
@@ -174,6 +189,9 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 	}
 	return src, nil
 }
+
+// retryMinWait is the first backoff wait, for answers without Retry-After.
+const retryMinWait = 500 * time.Millisecond
 
 var firstClient sync.Once
 
@@ -256,7 +274,7 @@ func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
 		return s.deltaSnapshot(ctx)
 	}
 	start := time.Now()
-	before := s.stats.Requests.Load()
+	before := s.stats.at()
 	groupsList, err := s.listGroups(ctx)
 	if err != nil {
 		return nil, err
@@ -271,7 +289,7 @@ func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
 		zap.Int64("requests", s.stats.Requests.Load()), zap.Int64("batch_items", s.stats.BatchItems.Load()),
 		zap.Int64("retries", s.stats.Retries.Load()), zap.Int64("throttled", s.stats.Throttled.Load()),
 		zap.Duration("took", time.Since(start)))
-	s.lastRead = gsync.SourceRead{Mode: "full", Requests: s.stats.Requests.Load() - before}
+	s.lastRead = s.readSince(before, "full")
 	return snap, nil
 }
 
@@ -322,6 +340,13 @@ func (s *Source) classify(id string, p groupProps) listed {
 		l.notSynced = "role-assignable (source.msgraph.groups.skip_role_assignable)"
 	}
 	return l
+}
+
+// readSince describes a read that began when the counters were before.
+func (s *Source) readSince(before statsAt, mode string) gsync.SourceRead {
+	now := s.stats.at()
+	return gsync.SourceRead{Mode: mode, Requests: now.requests - before.requests, BatchItems: now.batchItems - before.batchItems,
+		Retries: now.retries - before.retries, Throttled: now.throttled - before.throttled, Waited: now.waited - before.waited}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/sources/msgraph/graphtest"
+	"github.com/groupsync/groupsync/state"
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
@@ -418,3 +419,61 @@ func TestUserAttributes(t *testing.T) {
 		}
 	}
 }
+
+// The wrapper sees every Graph request, and LastRead says what each read
+// cost, full or incremental, as the counters moved during it.
+func TestTransportWrapperAndLastRead(t *testing.T) {
+	srv := graphtest.New(t, fixture())
+	var n atomic.Int32
+	srv.SetFaultFunc(func(r *http.Request) *graphtest.Fault {
+		if n.Add(1) <= 2 {
+			return graphtest.StatusFault(429)
+		}
+		return nil
+	})
+	var wrapped atomic.Int64
+	wrap := WithTransportWrapper(func(base http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			wrapped.Add(1)
+			return base.RoundTrip(r)
+		})
+	})
+	for _, delta := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delta=%t", delta), func(t *testing.T) {
+			n.Store(0)
+			wrapped.Store(0)
+			cfg := graphConfig(srv)
+			cfg.Delta.Enabled = delta
+			src, err := New(cfg, wrap, WithStateStore(state.NewMemory()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for run := range 2 {
+				before := src.Stats().at()
+				if _, err := src.Snapshot(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if err := src.Commit(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				got, st := src.LastRead(), src.Stats().at()
+				want := gsync.SourceRead{Mode: got.Mode, Reason: got.Reason, Changes: got.Changes, Requests: st.requests - before.requests,
+					BatchItems: st.batchItems - before.batchItems, Retries: st.retries - before.retries,
+					Throttled: st.throttled - before.throttled, Waited: st.waited - before.waited}
+				if got != want {
+					t.Fatalf("run %d: LastRead %+v, counters moved %+v", run, got, want)
+				}
+				if run == 0 && (got.Retries == 0 || got.Throttled == 0 || got.Waited == 0 || got.BatchItems == 0) {
+					t.Fatalf("run %d: %+v", run, got)
+				}
+			}
+			if wrapped.Load() != src.Stats().Requests.Load() {
+				t.Fatalf("the wrapper saw %d requests of %d", wrapped.Load(), src.Stats().Requests.Load())
+			}
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

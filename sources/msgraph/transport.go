@@ -3,58 +3,32 @@ package msgraph
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/groupsync/groupsync/internal/retry"
 	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/groupsync/groupsync/internal/retry"
 )
 
 // retryTransport is the bottom of the Graph client's pipeline. It replaces
 // kiota's retry handler, which gives up after 3 tries, ignores dropped
-// connections and sleeps without watching the context. It retries every
-// request groupsync sends (all reads, and $batch of reads) on 429, 5xx and
-// transport errors, honouring Retry-After, with exponential backoff and
-// jitter otherwise, up to maxRetries retries and maxWait of waiting. It
-// reads each body whole, so a connection dropped mid-body is retried too.
+// connections and sleeps without watching the context. Every request
+// groupsync sends is a read (or a $batch of reads), so all of them may be
+// retried. It reads each body whole, so a connection dropped mid-body is
+// retried too.
 type retryTransport struct {
-	base       http.RoundTripper
-	maxRetries int
-	maxWait    time.Duration
-	minWait    time.Duration
-	timeout    time.Duration // per attempt
-	stats      *Stats
+	base    http.RoundTripper
+	policy  retry.Policy
+	timeout time.Duration // per attempt
+	stats   *Stats
 }
 
-// GiveUpError is returned when a request still fails after the retry caps.
-type GiveUpError struct {
-	Method, Path string
-	Attempts     int
-	Waited       time.Duration
-	Status       int    // last HTTP status; 0 for a transport error
-	Code         string // Graph's error code, when there was a body
-	Message      string
-	Err          error // last transport error
-}
-
-func (e *GiveUpError) Error() string {
-	last := fmt.Sprintf("HTTP %d", e.Status)
-	if e.Code != "" {
-		last += " " + e.Code
-	}
-	if e.Message != "" {
-		last += ": " + e.Message
-	}
-	if e.Err != nil {
-		last = e.Err.Error()
-	}
-	return fmt.Sprintf("Graph %s %s: gave up after %d attempts and %s of waiting (source.msgraph.max_retries, max_retry_wait); last: %s",
-		e.Method, e.Path, e.Attempts, e.Waited.Round(time.Millisecond), last)
-}
-
-func (e *GiveUpError) Unwrap() error { return e.Err }
+// errRetryable marks an answer that retry.Status says is worth another
+// attempt; the answer itself stays in RoundTrip for GiveUpError.
+var errRetryable = errors.New("retryable answer")
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
@@ -66,36 +40,48 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		body = b
 	}
-	var waited time.Duration
-	for attempt := 1; ; attempt++ {
-		resp, err := t.attempt(req, body)
-		if err == nil && !retryableStatus(resp.StatusCode) {
-			return resp, nil
+	var (
+		resp    *http.Response // the last answer
+		lastErr error          // the last transport error
+		// Waits are counted once slept, as Policy.Do counts them: the
+		// one before an attempt is added when that attempt starts.
+		sleeping, counted time.Duration
+	)
+	hooks := retry.Hooks{Retrying: func(r retry.Result, wait time.Duration) {
+		t.stats.retry(r.Status)
+		sleeping = wait
+	}}
+	ctx := req.Context()
+	out, err := t.policy.Do(ctx, hooks, func(context.Context) retry.Result {
+		if sleeping > 0 {
+			t.stats.addWait(sleeping)
+			counted += sleeping
+			sleeping = 0
 		}
-		if ctxErr := req.Context().Err(); ctxErr != nil {
-			return nil, ctxErr
+		resp, lastErr = t.attempt(req, body)
+		switch {
+		case lastErr != nil:
+			return retry.Result{Err: lastErr, Retry: true}
+		case retry.Status(resp.StatusCode):
+			return retry.Result{Err: errRetryable, Retry: true, Status: resp.StatusCode, Header: resp.Header}
 		}
-		wait := retry.Backoff(t.minWait, attempt)
-		if resp != nil {
-			if d, ok := retry.After(resp.Header, time.Now()); ok {
-				wait = d
-			}
-		}
-		if attempt > t.maxRetries || waited+wait > t.maxWait {
-			g := &GiveUpError{Method: req.Method, Path: req.URL.Path, Attempts: attempt, Waited: waited, Err: err}
-			if resp != nil {
-				g.Status = resp.StatusCode
-				g.Code, g.Message = graphError(resp)
-			}
-			return nil, g
-		}
-		t.stats.retry(resp)
-		if err := retry.Sleep(req.Context(), wait); err != nil {
-			return nil, err
-		}
-		waited += wait
-		t.stats.addWait(wait)
+		return retry.Result{}
+	})
+	if out.Waited > counted {
+		t.stats.addWait(out.Waited - counted)
 	}
+	if err == nil {
+		return resp, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	g := &GiveUpError{Method: req.Method, Path: req.URL.Path, Attempts: out.Attempts, Waited: out.Waited, Err: lastErr}
+	if lastErr == nil && resp != nil {
+		g.Status = resp.StatusCode
+		g.Code, g.Message = graphError(resp)
+	}
+	return nil, g
 }
 
 // attempt sends one try and reads the whole body, so that a body cut off
@@ -124,23 +110,6 @@ func (t *retryTransport) attempt(req *http.Request, body []byte) (*http.Response
 	return resp, nil
 }
 
-func retryableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || (code >= 500 && code != http.StatusNotImplemented)
-}
-
-// graphError reads Graph's {"error":{"code","message"}} from a buffered body.
-func graphError(resp *http.Response) (code, message string) {
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body = io.NopCloser(bytes.NewReader(data))
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if json.Unmarshal(data, &e) == nil {
-		return e.Error.Code, e.Error.Message
-	}
-	return "", ""
-}
-
 // Stats counts what a source sent; safe for concurrent use.
 type Stats struct {
 	Requests    atomic.Int64 // HTTP requests, retries included
@@ -150,11 +119,24 @@ type Stats struct {
 	WaitedNanos atomic.Int64 // time spent waiting to retry
 }
 
-func (s *Stats) retry(resp *http.Response) {
+// retry counts a retry after an answer of status (0: no answer).
+func (s *Stats) retry(status int) {
 	s.Retries.Add(1)
-	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests {
 		s.Throttled.Add(1)
 	}
 }
 
 func (s *Stats) addWait(d time.Duration) { s.WaitedNanos.Add(int64(d)) }
+
+// statsAt is the counters at one moment: a read's cost is the difference
+// between the counters after it and before it.
+type statsAt struct {
+	requests, batchItems, retries, throttled int64
+	waited                                   time.Duration
+}
+
+func (s *Stats) at() statsAt {
+	return statsAt{requests: s.Requests.Load(), batchItems: s.BatchItems.Load(), retries: s.Retries.Load(),
+		throttled: s.Throttled.Load(), waited: time.Duration(s.WaitedNanos.Load())}
+}

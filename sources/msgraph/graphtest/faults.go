@@ -226,8 +226,6 @@ func hijackAndClose(w http.ResponseWriter, write func(*bufio.Writer)) {
 	conn.Close()
 }
 
-// ---- throttling ----
-
 // DefaultThrottleCapacity is Graph's budget for identity reads by one app in
 // a tenant under 50 users: 3,500 resource units per 10 seconds (5,000 for 50
 // to 500 users, 8,000 above).
