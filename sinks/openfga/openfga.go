@@ -64,11 +64,28 @@ type Option func(*options)
 type options struct {
 	httpClient *http.Client
 	userAgent  string
+	wrap       []func(http.RoundTripper) http.RoundTripper
 }
 
 // WithHTTPClient makes the SDK send its requests with c (a copy of it: when
 // c has no Timeout, openfga.request_timeout is set on the copy).
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithTransportWrapper wraps the transport the sink sends with: the one it
+// builds itself (a connection per request in flight, from
+// openfga.max_parallel_reads and max_parallel_writes), or the Transport of
+// the client WithHTTPClient gave (http.DefaultTransport when that has
+// none). Use it to count or trace requests without copying the sink's
+// transport settings. wrap is given the *http.Transport the sink built, so
+// it may keep it to close idle connections. Wrappers given more than once
+// apply in order, the last outermost.
+func WithTransportWrapper(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) {
+		if wrap != nil {
+			o.wrap = append(o.wrap, wrap)
+		}
+	}
+}
 
 // WithUserAgent sets the User-Agent of every request.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
@@ -116,7 +133,7 @@ func dial(cfg config.OpenFGA, opts []Option) (conn, error) {
 	sdk, err := client.NewSdkClient(&client.ClientConfiguration{
 		ApiUrl:      apiURL,
 		Credentials: creds,
-		HTTPClient:  httpClient(cfg, o.httpClient),
+		HTTPClient:  httpClient(cfg, o.httpClient, o.wrap),
 		UserAgent:   o.userAgent,
 		// No SDK retries: MaxRetry 0 is one attempt (api_executor.go loops
 		// attempt < MaxRetry+1), and its wait is a time.Sleep deaf to ctx.
@@ -194,20 +211,31 @@ func credentialsFor(a config.Auth) (*credentials.Credentials, error) {
 	}
 }
 
-func httpClient(cfg config.OpenFGA, base *http.Client) *http.Client {
+func httpClient(cfg config.OpenFGA, base *http.Client, wrap []func(http.RoundTripper) http.RoundTripper) *http.Client {
 	var c http.Client
 	if base != nil {
 		c = *base
 	} else {
-		// Keep a connection per request in flight instead of the default 2.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = max(cfg.MaxParallelReads, cfg.MaxParallelWrites, 2)
-		c.Transport = tr
+		c.Transport = transport(cfg)
+	}
+	if len(wrap) > 0 && c.Transport == nil {
+		c.Transport = http.DefaultTransport
+	}
+	for _, w := range wrap {
+		c.Transport = w(c.Transport)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = time.Duration(cfg.RequestTimeout)
 	}
 	return &c
+}
+
+// transport is the transport the sink sends with unless given a client:
+// it keeps a connection per request in flight instead of the default 2.
+func transport(cfg config.OpenFGA) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(cfg.MaxParallelReads, cfg.MaxParallelWrites, 2)
+	return tr
 }
 
 // redactURL drops credentials, query and fragment from a URL for messages.

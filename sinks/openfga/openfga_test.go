@@ -644,3 +644,49 @@ func TestEnsureStore(t *testing.T) {
 		t.Errorf("EnsureStore with a missing store id: %v", err)
 	}
 }
+
+// roundTripCounter counts the requests it passes on.
+type roundTripCounter struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *roundTripCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+func TestTransportWrapper(t *testing.T) {
+	srv, _, cfg := setup(t)
+	cfg.MaxParallelReads, cfg.MaxParallelWrites = 3, 7
+	var built *http.Transport
+	counter := &roundTripCounter{}
+	s, err := openfga.New(t.Context(), cfg, openfga.WithTransportWrapper(func(rt http.RoundTripper) http.RoundTripper {
+		built, _ = rt.(*http.Transport)
+		counter.base = rt
+		return counter
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if built == nil || built.MaxIdleConnsPerHost != 7 {
+		t.Fatalf("the wrapper got %#v, want the sink's own transport with a connection per write", built)
+	}
+	res, err := s.Apply(t.Context(), gsync.Changes{Adds: users("group:eng", 5)})
+	if err != nil || res.Added != 5 {
+		t.Fatalf("Apply = %+v, %v", res, err)
+	}
+	// GetStore, ReadAuthorizationModels, Write.
+	if n := counter.n.Load(); n != 3 || n != int64(srv.Requests(fgatest.GetStore)+srv.Requests(fgatest.ReadAuthorizationModels)+srv.WriteRequests()) {
+		t.Errorf("the wrapper saw %d requests", n)
+	}
+
+	// With a client of the caller's, the wrapper wraps that client's transport.
+	own := &roundTripCounter{base: http.DefaultTransport}
+	wrapped := &roundTripCounter{}
+	_, err = openfga.New(t.Context(), cfg, openfga.WithHTTPClient(&http.Client{Transport: own}),
+		openfga.WithTransportWrapper(func(rt http.RoundTripper) http.RoundTripper { wrapped.base = rt; return wrapped }))
+	if err != nil || own.n.Load() != 2 || wrapped.n.Load() != 2 || wrapped.base != own {
+		t.Errorf("with WithHTTPClient: %v, own %d, wrapped %d", err, own.n.Load(), wrapped.n.Load())
+	}
+}

@@ -5,19 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/groupsync/groupsync/internal/retry"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
 	fga "github.com/openfga/go-sdk"
 	"github.com/openfga/go-sdk/oauth2"
+
+	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/internal/retry"
 )
 
 const (
-	// maxBackoff caps the exponential wait between two attempts.
-	maxBackoff = 30 * time.Second
+	// maxWait caps the exponential wait between two attempts: it is drawn
+	// from [maxWait/2, maxWait) once the backoff reaches it.
+	maxWait = time.Minute
 	// maxRetryAfter caps a server's Retry-After.
 	maxRetryAfter = 2 * time.Minute
 )
@@ -60,37 +62,49 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// call runs one API request with our retries: on 429, 5xx except 501, and
-// network errors, at most cfg.MaxRetries more times, waiting as Retry-After
-// says or else exponentially from cfg.RetryMinWait with jitter; the wait
+// call runs one API request with our retries (retry.Policy.Do): on 429,
+// 5xx except 501 (retry.Status), and network errors, at most
+// cfg.MaxRetries more times, waiting as Retry-After says or else
+// exponentially from cfg.RetryMinWait with jitter (see policy); the wait
 // ends with ctx. requests, when not nil, counts every attempt.
 func call[T any](ctx context.Context, c *conn, op, store string, requests *int, f func(context.Context) (T, *http.Response, error)) (T, error) {
-	var zero T
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return zero, &Error{Op: op, Store: store, Target: c.target, Message: err.Error(), Attempts: attempt, Err: err}
-		}
+	var v T
+	var last *Error
+	out, err := policy(c.cfg).Do(ctx, retry.Hooks{}, func(ctx context.Context) retry.Result {
 		if requests != nil {
 			*requests++
 		}
-		v, _, err := f(ctx)
-		if err == nil {
-			return v, nil
+		var err error
+		if v, _, err = f(ctx); err == nil {
+			return retry.Result{}
 		}
-		e := c.describe(op, store, err)
-		e.Attempts = attempt + 1
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			e.Err, e.Message, e.Status, e.Code = ctxErr, ctxErr.Error(), 0, ""
-			return zero, e
-		}
+		last = c.describe(op, store, err)
 		again, header := retryable(err)
-		if !again || attempt >= c.cfg.MaxRetries {
-			return zero, e
-		}
-		if err := retry.Sleep(ctx, c.backoff(attempt, header)); err != nil {
-			e.Err, e.Message, e.Status, e.Code = err, err.Error(), 0, ""
-			return zero, e
-		}
+		return retry.Result{Err: last, Retry: again, Status: last.Status, Header: header}
+	})
+	if err == nil {
+		return v, nil
+	}
+	var zero T
+	if err == last { //nolint:errorlint // the attempt's own *Error, as it returned it
+		last.Attempts = out.Attempts
+		return zero, last
+	}
+	// The context ended, before an attempt, after one or while waiting: say
+	// that rather than what the last attempt got.
+	return zero, &Error{Op: op, Store: store, Target: c.target, Message: err.Error(), Attempts: out.Attempts, Err: err}
+}
+
+// policy is the sink's retry policy. retry.Policy.Wait draws from the upper
+// half [d/2, d) of MinWait·2^(n-1) capped at MaxWait, so MinWait twice
+// openfga.retry_min_wait and MaxWait a minute keep the sink's backoff:
+// [m·2^a, 2m·2^a) before retry a+1, capped at [30s, 60s).
+func policy(cfg config.OpenFGA) retry.Policy {
+	return retry.Policy{
+		MaxRetries:    cfg.MaxRetries,
+		MinWait:       2 * time.Duration(cfg.RetryMinWait),
+		MaxWait:       maxWait,
+		MaxRetryAfter: maxRetryAfter,
 	}
 }
 
@@ -108,21 +122,17 @@ type statusError interface {
 func retryable(err error) (bool, http.Header) {
 	var se statusError
 	if errors.As(err, &se) {
-		return retryableStatus(se.ResponseStatusCode()), se.ResponseHeader()
+		return retry.Status(se.ResponseStatusCode()), se.ResponseHeader()
 	}
 	var te *oauth2.RetrieveError
 	if errors.As(err, &te) && te.Response != nil {
-		return retryableStatus(te.Response.StatusCode), te.Response.Header
+		return retry.Status(te.Response.StatusCode), te.Response.Header
 	}
 	var ge fga.GenericOpenAPIError
 	if errors.As(err, &ge) {
 		return false, nil // a response we could not decode: sending again will not help
 	}
 	return true, nil // no response: connection refused, reset, timeout
-}
-
-func retryableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || (code >= 500 && code != http.StatusNotImplemented)
 }
 
 // describe turns an SDK error into an *Error with OpenFGA's code and message.
@@ -161,21 +171,4 @@ func errorBody(body []byte, status int) (code, message string) {
 		msg = http.StatusText(status)
 	}
 	return "", msg
-}
-
-// backoff is the wait before attempt+1: Retry-After when the server sent
-// one, else RetryMinWait·2^attempt plus up to as much again of jitter.
-func (c *conn) backoff(attempt int, h http.Header) time.Duration {
-	if d, ok := retry.After(h, time.Now()); ok {
-		return min(d, maxRetryAfter)
-	}
-	d := time.Duration(c.cfg.RetryMinWait)
-	for i := 0; i < attempt && d < maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, maxBackoff)
-	if d <= 0 {
-		return 0
-	}
-	return d + rand.N(d)
 }

@@ -7,26 +7,34 @@ import (
 	"time"
 
 	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/internal/retry"
 )
 
+// TestBackoff: the sink's retry policy waits RetryMinWait·2^attempt plus up
+// to as much again before retry attempt+1, capped at 30s plus jitter, and
+// honours Retry-After up to two minutes.
 func TestBackoff(t *testing.T) {
-	c := &conn{cfg: config.OpenFGA{RetryMinWait: config.Duration(100 * time.Millisecond)}}
+	p := policy(config.OpenFGA{RetryMinWait: config.Duration(100 * time.Millisecond)})
 	for attempt, base := range []time.Duration{100, 200, 400, 800} {
 		base *= time.Millisecond
 		for range 50 {
-			if d := c.backoff(attempt, nil); d < base || d >= 2*base {
+			if d := p.Wait(attempt+1, nil); d < base || d >= 2*base {
 				t.Fatalf("backoff(%d) = %v, want in [%v, %v)", attempt, d, base, 2*base)
 			}
 		}
 	}
-	if d := c.backoff(40, nil); d < maxBackoff || d >= 2*maxBackoff {
+	const maxBackoff = 30 * time.Second
+	if d := p.Wait(41, nil); d < maxBackoff || d >= 2*maxBackoff {
 		t.Errorf("backoff(40) = %v, want capped at %v plus jitter", d, maxBackoff)
 	}
-	if d := c.backoff(0, http.Header{"Retry-After": {"2"}}); d != 2*time.Second {
+	if d := p.Wait(1, http.Header{"Retry-After": {"2"}}); d != 2*time.Second {
 		t.Errorf("Retry-After 2: waited %v", d)
 	}
-	if d := c.backoff(0, http.Header{"Retry-After": {"86400"}}); d != maxRetryAfter {
+	if d := p.Wait(1, http.Header{"Retry-After": {"86400"}}); d != maxRetryAfter {
 		t.Errorf("Retry-After of a day: waited %v, want the cap %v", d, maxRetryAfter)
+	}
+	if p := policy(config.OpenFGA{MaxRetries: 4}); p.MaxRetries != 4 || p.Budget != 0 {
+		t.Errorf("policy %+v", p)
 	}
 }
 
@@ -35,8 +43,8 @@ func TestRetryable(t *testing.T) {
 		t.Error("a network error is not retried")
 	}
 	for code, want := range map[int]bool{400: false, 401: false, 403: false, 404: false, 409: false, 429: true, 500: true, 501: false, 502: true, 503: true} {
-		if got := retryableStatus(code); got != want {
-			t.Errorf("retryableStatus(%d) = %v", code, got)
+		if got := retry.Status(code); got != want {
+			t.Errorf("retry.Status(%d) = %v", code, got)
 		}
 	}
 }

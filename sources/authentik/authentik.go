@@ -44,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,8 @@ import (
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
+var _ gsync.ReadDescriber = (*Source)(nil)
+
 // Source reads an authentik instance.
 type Source struct {
 	cfg     config.Authentik
@@ -61,14 +64,32 @@ type Source struct {
 	log     *zap.Logger
 	stats   *Stats
 	minWait time.Duration
+
+	mu       sync.Mutex
+	lastRead gsync.SourceRead
 }
 
 // Stats counts what a source sent; safe for concurrent use.
 type Stats struct {
-	Requests  atomic.Int64 // HTTP requests, retries included
-	Retries   atomic.Int64 // retried requests
-	Throttled atomic.Int64 // 429 answers
-	Rereads   atomic.Int64 // whole reads repeated because a list changed during the read
+	Requests    atomic.Int64 // HTTP requests, retries included
+	Retries     atomic.Int64 // retried requests
+	Throttled   atomic.Int64 // 429 answers that were retried
+	WaitedNanos atomic.Int64 // time spent waiting to retry
+	Rereads     atomic.Int64 // whole reads repeated because a list changed during the read
+}
+
+// since is what s counted after before was taken, as a full read.
+func (s *Stats) since(before statsAt) gsync.SourceRead {
+	now := s.at()
+	return gsync.SourceRead{Mode: "full", Requests: now.requests - before.requests, Retries: now.retries - before.retries,
+		Throttled: now.throttled - before.throttled, Waited: time.Duration(now.waited - before.waited)}
+}
+
+// statsAt is a reading of Stats.
+type statsAt struct{ requests, retries, throttled, waited int64 }
+
+func (s *Stats) at() statsAt {
+	return statsAt{s.Requests.Load(), s.Retries.Load(), s.Throttled.Load(), s.WaitedNanos.Load()}
 }
 
 // Option adjusts a Source.
@@ -77,6 +98,7 @@ type Option func(*options)
 type options struct {
 	log       *zap.Logger
 	transport http.RoundTripper
+	wrap      []func(http.RoundTripper) http.RoundTripper
 	minWait   time.Duration
 }
 
@@ -86,6 +108,20 @@ func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
 // WithTransport replaces the HTTP transport (which the config's TLS
 // settings otherwise build).
 func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
+
+// WithTransportWrapper wraps the transport the source sends with: the one
+// it builds with the config's TLS settings (wrap is given that
+// *http.Transport, so it may keep it to close idle connections), or the
+// one WithTransport gave. Use it to count or trace requests without
+// copying the source's TLS settings. Wrappers given more than once apply
+// in order, the last outermost.
+func WithTransportWrapper(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) {
+		if wrap != nil {
+			o.wrap = append(o.wrap, wrap)
+		}
+	}
+}
 
 // WithRetryMinWait sets the first backoff (500ms by default), for tests.
 func WithRetryMinWait(d time.Duration) Option { return func(o *options) { o.minWait = d } }
@@ -120,6 +156,9 @@ func New(cfg config.Authentik, opts ...Option) (*Source, error) {
 		}
 		tr = t
 	}
+	for _, w := range o.wrap {
+		tr = w(tr)
+	}
 	if cfg.InsecureSkipTLSVerify {
 		o.log.Warn("source.authentik.insecure_skip_tls_verify is on: authentik's certificate is not checked, so anyone on the path can take the API token")
 	}
@@ -131,8 +170,18 @@ func New(cfg config.Authentik, opts ...Option) (*Source, error) {
 	}, nil
 }
 
-// Stats returns the request counters (shared, live).
+// Stats returns the request counters (shared, live, over every read and
+// Check).
 func (s *Source) Stats() *Stats { return s.stats }
+
+// LastRead says what the last Snapshot sent (a full read, always): its
+// requests, retries, retried 429 answers and time spent waiting, rereads
+// included.
+func (s *Source) LastRead() gsync.SourceRead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastRead
+}
 
 // The API's documents, as far as groupsync reads them. Both group shapes
 // are accepted: "parent" (2025.10 and earlier) and "parents" (2025.12 on).
@@ -175,6 +224,13 @@ const maxReads = 3
 // Snapshot reads the instance.
 func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
 	start := time.Now()
+	before := s.stats.at()
+	defer func() {
+		rd := s.stats.since(before)
+		s.mu.Lock()
+		s.lastRead = rd
+		s.mu.Unlock()
+	}()
 	for attempt := 1; ; attempt++ {
 		snap, err := s.read(ctx)
 		var changed *errChanged

@@ -298,3 +298,49 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// countingTransport counts the requests it passes on.
+type countingTransport struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+func TestLastReadAndTransportWrapper(t *testing.T) {
+	srv := authentiktest.New(t, fixture())
+	c := cfgFor(srv)
+	c.InsecureSkipTLSVerify = true
+	var built *http.Transport
+	counter := &countingTransport{}
+	src, err := New(c, WithRetryMinWait(time.Millisecond), WithTransportWrapper(func(rt http.RoundTripper) http.RoundTripper {
+		built, _ = rt.(*http.Transport)
+		counter.base = rt
+		return counter
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if built == nil || built.TLSClientConfig == nil || !built.TLSClientConfig.InsecureSkipVerify || built.TLSClientConfig.MinVersion == 0 {
+		t.Fatalf("the wrapper got %#v, want the source's transport with its TLS settings", built)
+	}
+	srv.FailNextWith(1, authentiktest.Fault{Kind: authentiktest.FaultStatus, Status: http.StatusTooManyRequests, RetryAfter: "0.02"})
+	if _, err := src.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// 3 pages of groups and 4 of users (page size 2), and the retry.
+	rd := src.LastRead()
+	if rd.Mode != "full" || rd.Requests != 8 || counter.n.Load() != 8 || rd.Retries != 1 || rd.Throttled != 1 || rd.Waited < 20*time.Millisecond {
+		t.Fatalf("first read %+v, transport saw %d", rd, counter.n.Load())
+	}
+	if _, err := src.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rd := src.LastRead(); rd.Mode != "full" || rd.Requests != 7 || rd.Retries != 0 || rd.Throttled != 0 || rd.Waited != 0 {
+		t.Fatalf("second read %+v", rd)
+	}
+	var _ gsync.ReadDescriber = src
+}

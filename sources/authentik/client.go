@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/groupsync/groupsync/internal/retry"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/groupsync/groupsync/internal/retry"
 )
 
 // APIError is an answer authentik (or a proxy in front of it) gave that is
@@ -49,59 +50,56 @@ func (e *APIError) Error() string {
 func (e *APIError) Unwrap() error { return e.Err }
 
 // get sends GET base+path?query and decodes the JSON answer into out. It
-// retries 429, 5xx (but 501) and transport errors, with Retry-After or
-// exponential backoff with jitter, up to max_retries retries and
-// max_retry_wait of waiting. Each attempt reads the whole body, so a body
-// cut off by a dropped connection is retried too.
+// retries (retry.Policy.Do) 429, 5xx but 501 (retry.Status) and transport
+// errors, with Retry-After or exponential backoff with jitter, up to
+// max_retries retries and max_retry_wait of waiting. Each attempt reads the
+// whole body, so a body cut off by a dropped connection is retried too.
 func (s *Source) get(ctx context.Context, path string, query url.Values, out any) error {
 	u := s.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	var waited time.Duration
-	for attempt := 1; ; attempt++ {
+	n := 0
+	o, err := s.policy().Do(ctx, retry.Hooks{Retrying: s.retrying}, func(ctx context.Context) retry.Result {
+		n++
 		status, header, body, err := s.attempt(ctx, u)
 		s.stats.Requests.Add(1)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		switch {
+		case err != nil:
+			return retry.Result{Err: &APIError{Method: "GET", Path: path, Err: err, Attempts: n}, Retry: true, Header: header}
+		case status != http.StatusOK:
+			return retry.Result{Err: s.apiError(path, status, header, body, n), Retry: retry.Status(status), Status: status, Header: header}
 		}
-		retryable := err != nil || status == http.StatusTooManyRequests || (status >= 500 && status != http.StatusNotImplemented)
-		if !retryable {
-			if status != http.StatusOK {
-				return s.apiError(path, status, header, body, attempt)
-			}
-			if ct, _, _ := mime.ParseMediaType(header.Get("Content-Type")); ct != "application/json" {
-				return &APIError{Method: "GET", Path: path, Status: status, Detail: "answered " + ct + ", not JSON",
-					Hint: "is source.authentik.url authentik's base URL, without /api/v3, and not a login page in front of it?"}
-			}
-			if err := json.Unmarshal(body, out); err != nil {
-				return &APIError{Method: "GET", Path: path, Status: status, Detail: "malformed JSON: " + err.Error()}
-			}
-			return nil
+		if ct, _, _ := mime.ParseMediaType(header.Get("Content-Type")); ct != "application/json" {
+			return retry.Result{Err: &APIError{Method: "GET", Path: path, Status: status, Detail: "answered " + ct + ", not JSON",
+				Hint: "is source.authentik.url authentik's base URL, without /api/v3, and not a login page in front of it?"}}
 		}
-		wait := retry.Backoff(s.minWait, attempt)
-		if d, ok := retry.After(header, time.Now()); ok {
-			wait = d
+		if err := json.Unmarshal(body, out); err != nil {
+			return retry.Result{Err: &APIError{Method: "GET", Path: path, Status: status, Detail: "malformed JSON: " + err.Error()}}
 		}
-		if attempt > s.cfg.MaxRetries || waited+wait > time.Duration(s.cfg.MaxRetryWait) {
-			if err != nil {
-				return &APIError{Method: "GET", Path: path, Err: err, Attempts: attempt}
-			}
-			e := s.apiError(path, status, header, body, attempt)
-			return e
-		}
-		s.stats.Retries.Add(1)
-		if status == http.StatusTooManyRequests {
-			s.stats.Throttled.Add(1)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		waited += wait
+		return retry.Result{}
+	})
+	s.stats.WaitedNanos.Add(int64(o.Waited))
+	return err // the last attempt's *APIError, or ctx's error
+}
+
+// policy is the retry policy of one request: max_retries retries, waiting
+// at most max_retry_wait in all.
+func (s *Source) policy() retry.Policy {
+	p := retry.Policy{MaxRetries: s.cfg.MaxRetries, MinWait: s.minWait, Budget: time.Duration(s.cfg.MaxRetryWait)}
+	if p.Budget <= 0 {
+		// No time to wait: config.Validate refuses this, a config built
+		// in code may not. (A zero Budget would mean no limit.)
+		p.MaxRetries = 0
+	}
+	return p
+}
+
+// retrying counts a retry about to be made.
+func (s *Source) retrying(r retry.Result, _ time.Duration) {
+	s.stats.Retries.Add(1)
+	if r.Status == http.StatusTooManyRequests {
+		s.stats.Throttled.Add(1)
 	}
 }
 

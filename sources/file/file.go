@@ -63,6 +63,12 @@ type Source struct {
 // New returns a source for the file at path.
 func New(path string) *Source { return &Source{Path: path} }
 
+var _ gsync.ReadDescriber = (*Source)(nil)
+
+// LastRead says how Snapshot reads: in full, always, and without a single
+// request (it reads a local file).
+func (s *Source) LastRead() gsync.SourceRead { return gsync.SourceRead{Mode: "full"} }
+
 // Snapshot reads and checks the file. Any problem is an error naming the
 // entry: a hand-edited file with a typo must not silently drop members.
 func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {

@@ -59,3 +59,13 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		t.Fatalf("error does not name the file: %v", err)
 	}
 }
+
+func TestLastRead(t *testing.T) {
+	src := New(filepath.Join("..", "..", "examples", "tenant.yaml"))
+	if _, err := src.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rd := src.LastRead(); rd.Mode != "full" || rd.Requests != 0 || rd.Retries != 0 {
+		t.Fatalf("%+v", rd)
+	}
+}

@@ -44,6 +44,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,8 +52,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/internal/retry"
 	gsync "github.com/groupsync/groupsync/sync"
 )
+
+var _ gsync.ReadDescriber = (*Source)(nil)
 
 // Source reads an LDAP directory.
 type Source struct {
@@ -64,16 +68,23 @@ type Source struct {
 	log   *zap.Logger
 	stats *Stats
 	attrs []string // extra user attributes, the configured ones and the mapping's
+
+	mu       sync.Mutex
+	lastRead gsync.SourceRead
 }
 
 // Stats counts what a source sent; safe for concurrent use.
 type Stats struct {
-	Connects      atomic.Int64 // connections opened (one per read attempt and per Check)
-	Searches      atomic.Int64 // search operations, each page counted once
+	Connects atomic.Int64 // connections opened (one per read attempt and per Check)
+	// Searches counts the search requests sent: each page of a paged
+	// search (continuations included), each range follow-up and lookup.
+	// They are the source's requests (LastRead's Requests).
+	Searches      atomic.Int64
 	Pages         atomic.Int64 // pages of paged searches
 	RangeRequests atomic.Int64 // member;range= follow-ups
 	Lookups       atomic.Int64 // base-scope reads of member DNs that no search returned
 	Retries       atomic.Int64 // whole reads retried
+	WaitedNanos   atomic.Int64 // time spent waiting to read again
 }
 
 // Option adjusts a Source.
@@ -149,8 +160,18 @@ func New(cfg config.LDAP, opts ...Option) (*Source, error) {
 	return s, nil
 }
 
-// Stats returns the request counters (shared, live).
+// Stats returns the request counters (shared, live, over every read and
+// Check).
 func (s *Source) Stats() *Stats { return s.stats }
+
+// LastRead says what the last Snapshot sent (a full read, always): its
+// search requests (Stats.Searches), whole reads retried and time spent
+// waiting between them.
+func (s *Source) LastRead() gsync.SourceRead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastRead
+}
 
 func tlsConfig(cfg config.LDAP) (*tls.Config, error) {
 	u, err := url.Parse(cfg.URL)
@@ -176,33 +197,50 @@ func tlsConfig(cfg config.LDAP) (*tls.Config, error) {
 }
 
 // Snapshot reads the directory. A dropped connection or a busy server
-// retries the whole read, with a fresh connection, up to max_retries.
+// retries the whole read, with a fresh connection, up to max_retries
+// (retry.Policy.Do: waiting about 1s, 2s, 4s ...; see policy).
 func (s *Source) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
 	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		snap, err := s.read(ctx)
-		if err == nil {
-			s.log.Info("LDAP read", zap.Int("groups", len(snap.Groups)), zap.Int("users", len(snap.Users)),
-				zap.Int("skipped", len(snap.Skipped)), zap.Int64("pages", s.stats.Pages.Load()),
-				zap.Int64("range_requests", s.stats.RangeRequests.Load()), zap.Int64("lookups", s.stats.Lookups.Load()),
-				zap.Duration("took", time.Since(start)))
-			return snap, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if !transient(err) || attempt >= s.cfg.MaxRetries {
-			return nil, err
-		}
+	searches, retries, waited := s.stats.Searches.Load(), s.stats.Retries.Load(), s.stats.WaitedNanos.Load()
+	defer func() {
+		rd := gsync.SourceRead{Mode: "full", Requests: s.stats.Searches.Load() - searches,
+			Retries: s.stats.Retries.Load() - retries, Waited: time.Duration(s.stats.WaitedNanos.Load() - waited)}
+		s.mu.Lock()
+		s.lastRead = rd
+		s.mu.Unlock()
+	}()
+	var snap *gsync.Snapshot
+	n := 0
+	hooks := retry.Hooks{Retrying: func(r retry.Result, wait time.Duration) {
 		s.stats.Retries.Add(1)
-		wait := time.Duration(1<<attempt) * time.Second
-		s.log.Warn("LDAP read failed; reading again", zap.Error(err), zap.Duration("wait", wait), zap.Int("attempt", attempt+1))
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
+		s.log.Warn("LDAP read failed; reading again", zap.Error(r.Err), zap.Duration("wait", wait), zap.Int("attempt", n))
+	}}
+	out, err := s.policy().Do(ctx, hooks, func(ctx context.Context) retry.Result {
+		n++
+		var err error
+		if snap, err = s.read(ctx); err != nil {
+			return retry.Result{Err: err, Retry: transient(err)}
 		}
+		return retry.Result{}
+	})
+	s.stats.WaitedNanos.Add(int64(out.Waited))
+	if err != nil {
+		return nil, err // the last read's error, or ctx's
 	}
+	s.log.Info("LDAP read", zap.Int("groups", len(snap.Groups)), zap.Int("users", len(snap.Users)),
+		zap.Int("skipped", len(snap.Skipped)), zap.Int64("pages", s.stats.Pages.Load()),
+		zap.Int64("range_requests", s.stats.RangeRequests.Load()), zap.Int64("lookups", s.stats.Lookups.Load()),
+		zap.Duration("took", time.Since(start)))
+	return snap, nil
+}
+
+// policy is how whole reads are retried: max_retries times, the wait
+// before retry n drawn from [2^(n-1)s, 2^n s) (retry.Policy.Wait takes the
+// upper half of MinWait·2^(n-1)), so never shorter than the fixed 1s, 2s,
+// 4s ... the source waited before the shared retry loop, with jitter on
+// top. MaxWait is above the longest wait max_retries (at most 10) reaches.
+func (s *Source) policy() retry.Policy {
+	return retry.Policy{MaxRetries: s.cfg.MaxRetries, MinWait: 2 * time.Second, MaxWait: 2 * time.Second << 10}
 }
 
 // transient reports errors worth a fresh connection: the network, and a

@@ -286,3 +286,29 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestLastRead(t *testing.T) {
+	srv := slapdtest.New(t)
+	cfg := slapdConfig(srv)
+	cfg.MaxRetries = 1
+	_, src := snapshot(t, cfg)
+	rd := src.LastRead()
+	st := src.Stats()
+	if rd.Mode != "full" || rd.Requests != st.Searches.Load() || rd.Requests < st.Pages.Load()+st.Lookups.Load() || st.Pages.Load() < 6 || rd.Retries != 0 || rd.Waited != 0 {
+		t.Fatalf("%+v: searches %d, pages %d, lookups %d", rd, st.Searches.Load(), st.Pages.Load(), st.Lookups.Load())
+	}
+	// A second read counts itself only; a failed one too.
+	if _, err := src.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if again := src.LastRead(); again != rd {
+		t.Fatalf("second read %+v, first %+v", again, rd)
+	}
+	srv.Stop()
+	if _, err := src.Snapshot(context.Background()); err == nil {
+		t.Fatal("read a stopped server")
+	}
+	if rd := src.LastRead(); rd.Mode != "full" || rd.Requests != 0 || rd.Retries != 1 || rd.Waited < time.Second {
+		t.Fatalf("failed read %+v", rd)
+	}
+}
