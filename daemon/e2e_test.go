@@ -63,9 +63,8 @@ func engineRun(m *metrics.Metrics) daemon.RunFunc {
 			return nil, err
 		}
 		rep, err := engine.Run(ctx, true)
-		st := src.Stats()
-		m.ObserveSource(metrics.SourceStats{BatchItems: st.BatchItems.Load(), Retries: st.Retries.Load(),
-			Throttled: st.Throttled.Load(), Waited: time.Duration(st.WaitedNanos.Load())})
+		read := src.LastRead()
+		m.ObserveSource(metrics.SourceStats{BatchItems: read.BatchItems, Retries: read.Retries, Throttled: read.Throttled, Waited: read.Waited})
 		return rep, err
 	}
 }

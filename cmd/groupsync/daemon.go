@@ -118,7 +118,8 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 
 // observeSource adds what the run's source counted to the metrics.
 func observeSource(m *metrics.Metrics, src gsync.Source) {
-	if read, ok := lastRead(src); ok {
+	if d, ok := src.(gsync.ReadDescriber); ok {
+		read := d.LastRead()
 		m.ObserveSource(sourceStats(read))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/daemon"
 	"github.com/groupsync/groupsync/metrics"
 	"github.com/groupsync/groupsync/sinks/openfga"
@@ -32,38 +31,32 @@ func collectEngineOptions(opts []engineOption) engineOptions {
 	return eo
 }
 
-// Each source's and the sink's part follows. Each rebuilds the transport
-// its client would make, to put the metrics and the drain under it; once
-// msgraph, openfga and authentik take a transport wrapper, each becomes
-// With...TransportWrapper(eo.http.wrapper(target)) and runHTTP.transport
-// goes.
+// Each source and the sink builds its own transport (connection limits,
+// HTTP/2, TLS from the config) and lets runHTTP wrap it: the metrics and
+// the drain go on top, and nothing here copies a client's settings.
 
 // msgraphOptions are the Graph source's part.
-func (eo engineOptions) msgraphOptions(cfg config.MSGraph) []msgraph.Option {
+func (eo engineOptions) msgraphOptions() []msgraph.Option {
 	if eo.http == nil {
 		return nil
 	}
-	return []msgraph.Option{msgraph.WithTransport(eo.http.transport(metrics.TargetSource, func(t *http.Transport) {
-		// What msgraph.New sets on the transport it makes when given none.
-		t.MaxIdleConnsPerHost = cfg.MaxParallelRequests * 2
-		t.ForceAttemptHTTP2 = true
-	}))}
+	return []msgraph.Option{msgraph.WithTransportWrapper(eo.http.wrapper(metrics.TargetSource))}
 }
 
-// authentikOptions are the authentik source's part: none yet, as its
-// transport carries the config's TLS settings, which only authentik.New
-// should build; its requests are counted once it takes a wrapper.
-func (eo engineOptions) authentikOptions() []authentik.Option { return nil }
-
-// openfgaOptions are the sink's part.
-func (eo engineOptions) openfgaOptions(cfg config.OpenFGA) []openfga.Option {
+// authentikOptions are the authentik source's part.
+func (eo engineOptions) authentikOptions() []authentik.Option {
 	if eo.http == nil {
 		return nil
 	}
-	return []openfga.Option{openfga.WithHTTPClient(&http.Client{Transport: eo.http.transport(metrics.TargetSink, func(t *http.Transport) {
-		// What openfga.New sets on the transport it makes when given none.
-		t.MaxIdleConnsPerHost = max(cfg.MaxParallelReads, cfg.MaxParallelWrites, 2)
-	})})}
+	return []authentik.Option{authentik.WithTransportWrapper(eo.http.wrapper(metrics.TargetSource))}
+}
+
+// openfgaOptions are the sink's part.
+func (eo engineOptions) openfgaOptions() []openfga.Option {
+	if eo.http == nil {
+		return nil
+	}
+	return []openfga.Option{openfga.WithTransportWrapper(eo.http.wrapper(metrics.TargetSink))}
 }
 
 // runHTTP is one run's HTTP transports: counted in the metrics, and
@@ -71,26 +64,29 @@ func (eo engineOptions) openfgaOptions(cfg config.OpenFGA) []openfga.Option {
 type runHTTP struct {
 	m    *metrics.Metrics
 	mu   sync.Mutex
-	made []*http.Transport
+	idle []interface{ CloseIdleConnections() }
 }
 
 func newRunHTTP(m *metrics.Metrics) *runHTTP { return &runHTTP{m: m} }
 
-// transport returns a new transport for target, tuned by tune.
-func (h *runHTTP) transport(target string, tune func(*http.Transport)) http.RoundTripper {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	tune(t)
-	h.mu.Lock()
-	h.made = append(h.made, t)
-	h.mu.Unlock()
-	return h.m.Transport(target, daemon.DrainTransport(t))
+// wrapper puts the metrics of target and the drain over a client's own
+// transport, and remembers it so closeIdle can close its connections.
+func (h *runHTTP) wrapper(target string) func(http.RoundTripper) http.RoundTripper {
+	return func(base http.RoundTripper) http.RoundTripper {
+		if c, ok := base.(interface{ CloseIdleConnections() }); ok {
+			h.mu.Lock()
+			h.idle = append(h.idle, c)
+			h.mu.Unlock()
+		}
+		return h.m.Transport(target, daemon.DrainTransport(base))
+	}
 }
 
 // closeIdle closes the run's idle connections: the next run makes its own.
 func (h *runHTTP) closeIdle() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, t := range h.made {
-		t.CloseIdleConnections()
+	for _, c := range h.idle {
+		c.CloseIdleConnections()
 	}
 }

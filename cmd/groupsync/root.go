@@ -223,7 +223,7 @@ func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ..
 	if err != nil {
 		return nil, err
 	}
-	sinkOpts := eo.openfgaOptions(cfg.OpenFGA)
+	sinkOpts := eo.openfgaOptions()
 	sink, err := openfga.New(ctx, cfg.OpenFGA, sinkOpts...)
 	if err != nil {
 		return nil, err
@@ -252,7 +252,7 @@ func newSource(cfg *config.Config, log *zap.Logger, eo engineOptions) (gsync.Sou
 		return file.New(cfg.Source.File.Path), nil
 	case "msgraph":
 		return msgraph.New(cfg.Source.MSGraph, append([]msgraph.Option{msgraph.WithLogger(log), msgraph.WithMapping(cfg.Mapping)},
-			eo.msgraphOptions(cfg.Source.MSGraph)...)...)
+			eo.msgraphOptions()...)...)
 	case "ldap":
 		return ldap.New(cfg.Source.LDAP, ldap.WithLogger(log), ldap.WithMapping(cfg.Mapping))
 	case "authentik":
