@@ -170,46 +170,64 @@ func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired,
 	for i, g := range d.Groups {
 		objects[i] = g.Object
 	}
-	exists, err := lister.Existing(ctx, objects)
+	if len(objects) == 0 {
+		return managedScope{scope: scope}, nil
+	}
+	// Read the desired groups' scope first: a group with tuples there is in
+	// use, and a run where nothing changed needs no other read. Only the
+	// rest are asked about other tuples, then about grants naming them.
+	read := scope
+	read.Objects = objects
+	existing, err := t.sink.Read(ctx, read)
 	if err != nil {
 		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
 	}
-	var absent []string
+	inUse := map[string]bool{}
+	for _, tu := range existing {
+		inUse[tu.Object] = true
+	}
+	var rest []string
 	for _, obj := range objects {
-		if !exists[obj] {
-			absent = append(absent, obj)
+		if !inUse[obj] {
+			rest = append(rest, obj)
 		}
 	}
-	// A group with no tuples of its own may still be in use: an
-	// application grants something to its members.
 	granted := map[string][]Tuple{}
-	if finder, ok := t.sink.(GrantFinder); ok && len(absent) > 0 {
-		if granted, err = finder.Grants(ctx, absent, scope.Relation); err != nil {
+	if len(rest) > 0 {
+		exists, err := lister.Existing(ctx, rest)
+		if err != nil {
 			return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+		}
+		var absent []string
+		for _, obj := range rest {
+			if exists[obj] {
+				inUse[obj] = true
+			} else {
+				absent = append(absent, obj)
+			}
+		}
+		// A group with no tuples of its own may still be in use: an
+		// application grants something to its members.
+		if finder, ok := t.sink.(GrantFinder); ok && len(absent) > 0 {
+			if granted, err = finder.Grants(ctx, absent, scope.Relation); err != nil {
+				return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+			}
 		}
 	}
 	missing := map[string]string{}
 	keep := []string{}
 	for _, obj := range objects {
-		if exists[obj] || len(granted[obj]) > 0 {
+		if inUse[obj] || len(granted[obj]) > 0 {
 			keep = append(keep, obj)
 		} else {
 			missing[obj] = "has no tuples in OpenFGA and no grant names it; sync.ownership.mode target-driven only syncs groups that exist there"
 		}
 	}
 	d.dropObjects(missing, ReasonNotInTarget)
-	ms := managedScope{grantedBy: granted}
+	// Never empty: with nothing kept, Objects stays an empty list rather
+	// than nil, which would stand for the whole type.
 	scope.Objects = keep
-	ms.scope = scope
-	if len(keep) == 0 {
-		// Nothing to manage. Reading with no objects would read the whole
-		// type, and the diff would then delete every group in it.
-		return ms, nil
-	}
-	if ms.existing, err = t.sink.Read(ctx, scope); err != nil {
-		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
-	}
-	return ms, nil
+	return managedScope{scope: scope, existing: existing, grantedBy: granted}, nil
 }
 
 // readScope reads every tuple inside scope.
