@@ -2,7 +2,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -121,6 +120,8 @@ func (p Policy) Do(ctx context.Context, hooks Hooks, attempt func(ctx context.Co
 
 // Exhausted reports whether err from Do is an attempt's own error rather
 // than its context's: the caller then says it gave up, with the Outcome.
+// An attempt's own timeout (a per-request deadline) counts as the
+// attempt's: only ctx decides.
 func Exhausted(ctx context.Context, err error) bool {
-	return err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return err != nil && ctx.Err() == nil
 }
