@@ -93,6 +93,7 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	batchItems   prometheus.Counter
+	sourceReqs   prometheus.Counter
 	retries      prometheus.Counter
 	throttled    prometheus.Counter
 	retryWait    prometheus.Counter
@@ -136,6 +137,7 @@ func New() *Metrics {
 	m.httpDuration = f.histogramVec("http_request_duration_seconds", "Time to the response headers of HTTP requests, by target.",
 		[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}, "target")
 	m.batchItems = f.counter("source_batch_items_total", "Requests the source sent inside $batch requests.")
+	m.sourceReqs = f.counter("source_requests_total", "Requests the source sent, retries included, whatever the protocol (HTTP requests, LDAP searches); HTTP ones also count in http_requests_total.")
 	m.retries = f.counter("source_retries_total", "Source requests and batch items retried (throttling, 5xx, dropped connections).")
 	m.throttled = f.counter("source_throttled_total", "Source answers 429 Too Many Requests (HTTP or batch item).")
 	m.retryWait = f.counter("source_retry_wait_seconds_total", "Time the source spent waiting to retry (Retry-After and backoff).")
@@ -213,6 +215,7 @@ func (m *Metrics) SetBuildInfo(version string) { m.buildInfo.WithLabelValues(ver
 // SourceStats is what a source counted during one run (for Graph, its
 // msgraph.Stats).
 type SourceStats struct {
+	Requests   int64 // HTTP requests or LDAP operations
 	BatchItems int64
 	Retries    int64
 	Throttled  int64
@@ -222,11 +225,13 @@ type SourceStats struct {
 // ObserveSource adds what a run's source counted (call it once a run, with
 // the run's own counts).
 func (m *Metrics) ObserveSource(s SourceStats) {
+	m.sourceReqs.Add(float64(s.Requests))
 	m.batchItems.Add(float64(s.BatchItems))
 	m.retries.Add(float64(s.Retries))
 	m.throttled.Add(float64(s.Throttled))
 	m.retryWait.Add(s.Waited.Seconds())
 	m.sourceMu.Lock()
+	m.source.Requests += s.Requests
 	m.source.BatchItems += s.BatchItems
 	m.source.Retries += s.Retries
 	m.source.Throttled += s.Throttled

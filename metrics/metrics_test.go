@@ -63,7 +63,7 @@ func TestObserveRun(t *testing.T) {
 		[]gsync.Withheld{{Op: "delete", Tuple: tuple, Reason: gsync.ReasonAddsFailed}},
 		&gsync.ApplyResult{Added: 8, Deleted: 0, Requests: 3, Failed: []gsync.TupleError{{Op: "add", Tuple: tuple, Error: "HTTP 400"}}},
 	)
-	m.ObserveSource(metrics.SourceStats{BatchItems: 40, Retries: 3, Throttled: 2, Waited: 1500 * time.Millisecond})
+	m.ObserveSource(metrics.SourceStats{Requests: 12, BatchItems: 40, Retries: 3, Throttled: 2, Waited: 1500 * time.Millisecond})
 	res := m.ObserveRun(metrics.Run{Report: rep, Err: errors.New("apply: 1 tuples failed"), End: end, Duration: 90 * time.Second})
 	if res != metrics.ResultError {
 		t.Fatalf("result %s", res)
@@ -103,6 +103,9 @@ groupsync_source_users 8
 # HELP groupsync_managed_groups Groups mapped to OpenFGA objects in the last planned run.
 # TYPE groupsync_managed_groups gauge
 groupsync_managed_groups 5
+# HELP groupsync_source_requests_total Requests the source sent, retries included, whatever the protocol (HTTP requests, LDAP searches); HTTP ones also count in http_requests_total.
+# TYPE groupsync_source_requests_total counter
+groupsync_source_requests_total 12
 # HELP groupsync_source_retries_total Source requests and batch items retried (throttling, 5xx, dropped connections).
 # TYPE groupsync_source_retries_total counter
 groupsync_source_retries_total 3
@@ -118,7 +121,7 @@ groupsync_last_success_timestamp_seconds 0
 `
 	names := []string{"groupsync_runs_total", "groupsync_tuples_planned_total", "groupsync_tuples_written_total",
 		"groupsync_tuples_failed_total", "groupsync_skipped", "groupsync_withheld", "groupsync_source_groups",
-		"groupsync_source_users", "groupsync_managed_groups", "groupsync_source_retries_total", "groupsync_source_throttled_total",
+		"groupsync_source_users", "groupsync_managed_groups", "groupsync_source_requests_total", "groupsync_source_retries_total", "groupsync_source_throttled_total",
 		"groupsync_source_retry_wait_seconds_total", "groupsync_last_success_timestamp_seconds"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
@@ -150,7 +153,7 @@ groupsync_last_success_timestamp_seconds 1.767326645e+09
 		t.Fatalf("%d withheld series after a run that withheld nothing", n)
 	}
 	m.ObserveSource(metrics.SourceStats{Retries: 1, Waited: time.Second})
-	if got := m.SourceTotals(); got != (metrics.SourceStats{BatchItems: 40, Retries: 4, Throttled: 2, Waited: 2500 * time.Millisecond}) {
+	if got := m.SourceTotals(); got != (metrics.SourceStats{Requests: 12, BatchItems: 40, Retries: 4, Throttled: 2, Waited: 2500 * time.Millisecond}) {
 		t.Fatalf("source totals %+v", got)
 	}
 	if n := testutil.CollectAndCount(m.Registry(), "groupsync_run_duration_seconds"); n != 1 {

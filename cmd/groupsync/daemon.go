@@ -126,5 +126,5 @@ func observeSource(m *metrics.Metrics, src gsync.Source) {
 
 // sourceStats is the part of a source's read that the metrics count.
 func sourceStats(read gsync.SourceRead) metrics.SourceStats {
-	return metrics.SourceStats{BatchItems: read.BatchItems, Retries: read.Retries, Throttled: read.Throttled, Waited: read.Waited}
+	return metrics.SourceStats{Requests: read.Requests, BatchItems: read.BatchItems, Retries: read.Retries, Throttled: read.Throttled, Waited: read.Waited}
 }
