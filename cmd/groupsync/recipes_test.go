@@ -17,7 +17,7 @@ import (
 // file in examples/recipes, unchanged but for what the environment gives:
 // addresses, store names and secrets, as an operator's deployment would.
 // The authentik + Incus recipe is examples/incus-authentik.yaml, tested by
-// TestIncusWithAuthentik.
+// TestIncusWithAuthentik; its Entra variant is TestRecipeIncusEntra.
 
 const recipeKey = "recipe-openfga-key"
 
@@ -125,7 +125,7 @@ func wantMembers(t *testing.T, srv *fgatest.Server, storeID, object string, want
 // Every file in examples/recipes is a recipe a test below drives, or a
 // tenant one of them reads.
 func TestRecipeFilesAreTested(t *testing.T) {
-	tested := []string{"django-auth-adfs-entra.yaml", "micetro-like.yaml", "micetro-like-tenant.yaml", "openldap-uid.yaml"}
+	tested := []string{"django-auth-adfs-entra.yaml", "micetro-like.yaml", "micetro-like-tenant.yaml", "openldap-uid.yaml", "incus-entra.yaml"}
 	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "recipes", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -271,5 +271,70 @@ func TestRecipeOpenLDAPByUID(t *testing.T) {
 	wantMembers(t, srv, storeID, "group:app-users", "group:app-admins#member", "user:bob")
 	if !srv.Check(t, storeID, "user:alice", "member", "group:app-users") || srv.Check(t, storeID, "user:carol", "member", "group:app-users") {
 		t.Error("alice is not in app-users through app-admins, or carol is")
+	}
+}
+
+// Incus with Entra ID: UPNs as Incus's users, the grants of the authentik
+// setup, groupsync's ownership in a registry store so that Incus's model
+// stays Incus's. The source is the real Graph SDK against graphtest, with
+// auth token in place of client_secret (see TestRecipeDjangoAuthADFS).
+func TestRecipeIncusEntra(t *testing.T) {
+	const (
+		alice, bob, dave     = "00000000-0000-0000-0001-000000000001", "00000000-0000-0000-0001-000000000002", "00000000-0000-0000-0001-000000000004"
+		red, redInterns, adm = "00000000-0000-0000-0002-000000000001", "00000000-0000-0000-0002-000000000002", "00000000-0000-0000-0002-000000000003"
+		green, staff         = "00000000-0000-0000-0002-000000000004", "00000000-0000-0000-0002-000000000005"
+	)
+	graph := graphtest.New(t, &graphtest.Tenant{
+		Users: []graphtest.User{
+			{ID: alice, UserPrincipalName: "alice@contoso.example", AccountEnabled: true, UserType: "Member"},
+			{ID: bob, UserPrincipalName: "bob@contoso.example", AccountEnabled: true, UserType: "Member"},
+			{ID: dave, UserPrincipalName: "dave@contoso.example", AccountEnabled: true, UserType: "Member"},
+		},
+		Groups: []graphtest.Group{
+			{ID: red, DisplayName: "incus-team-red", SecurityEnabled: true, Members: []string{alice, redInterns}},
+			{ID: redInterns, DisplayName: "incus-red-interns", SecurityEnabled: true, Members: []string{bob}},
+			{ID: adm, DisplayName: "incus-admins", SecurityEnabled: true, Members: []string{dave}},
+			{ID: green, DisplayName: "incus-team-green", SecurityEnabled: true, Members: []string{bob}}, // Incus has no project green
+			{ID: staff, DisplayName: "staff", SecurityEnabled: true, Members: []string{alice, bob, dave}},
+		},
+	})
+	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_AUTH", "token")
+	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_TOKEN", graph.Token())
+	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_GRAPH_ENDPOINT", graph.URL)
+	srv, storeID := recipeStore(t, "incus", fgatest.IncusLikeModel)
+	t.Setenv("GROUPSYNC_OPENFGA_STORE_ID", storeID)
+	incus := []gsync.Tuple{
+		{User: "user:*", Relation: "authenticated", Object: "server:incus"},
+		{User: "server:incus", Relation: "server", Object: "project:red"},
+		// A grant an Incus admin made by hand, in the relation a rule
+		// writes, to a group groupsync does not manage.
+		{User: "group:auditors#member", Relation: "operator", Object: "project:red"},
+	}
+	srv.WriteTuples(t, storeID, incus...)
+
+	firstRun(t, recipe(t, "incus-entra.yaml"))
+
+	wantMembers(t, srv, storeID, "group:incus-team-red", "user:alice@contoso.example", "user:bob@contoso.example")
+	wantMembers(t, srv, storeID, "group:incus-admins", "user:dave@contoso.example")
+	if got := membersOf(t, srv, storeID, "operator", "project:red"); !slices.Equal(got, []string{"group:auditors#member", "group:incus-team-red#member"}) {
+		t.Errorf("project:red operators %q", got)
+	}
+	if got := membersOf(t, srv, storeID, "admin", "server:incus"); !slices.Equal(got, []string{"group:incus-admins#member"}) {
+		t.Errorf("server:incus admins %q", got)
+	}
+	stored := strings.Join(strs(srv.Tuples(t, storeID)), "\n")
+	for _, tu := range incus {
+		if !strings.Contains(stored, tu.String()) {
+			t.Errorf("Incus's %s was deleted", tu)
+		}
+	}
+	for _, no := range []string{"project:green", "group:staff", "groupsync"} {
+		if strings.Contains(stored, no) {
+			t.Errorf("wrote %s into Incus's store:\n%s", no, stored)
+		}
+	}
+	if !srv.Check(t, storeID, "user:bob@contoso.example", "can_create_instances", "project:red") ||
+		srv.Check(t, storeID, "user:alice@contoso.example", "can_edit", "server:incus") {
+		t.Error("bob cannot operate project red through incus-red-interns, or alice administers the server")
 	}
 }
