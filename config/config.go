@@ -155,6 +155,9 @@ type UserMapping struct {
 	// in no group at all: their deletes are withheld (reported), as
 	// applications that sync at login leave a user's groups alone when the
 	// token names none. Off: such a user is removed from every group.
+	// It needs a source that lists users who are in no group (file,
+	// authentik); the Graph and LDAP sources list only the members of the
+	// groups they read, so to them such a user is gone, not groupless.
 	HoldWithoutGroups bool `yaml:"hold_without_groups"`
 }
 
