@@ -76,6 +76,12 @@ echo "== benchmark ($SIZES)"
   -graph-latency "$GRAPH_LATENCY" -graph-throttle="$GRAPH_THROTTLE" -work "$work" \
   -analyze "$psql -d openfga -c 'ANALYZE tuple'" -out "$work/results.md" -data "$work/plot.dat" ${BENCH_ARGS:-}
 
+if [ "$(grep -cv '^#' "$work/plot.dat" 2>/dev/null || echo 0)" -lt 2 ]; then
+  # One size makes no curve; a partial run must not replace the record.
+  echo "== one size measured: results in $work/results.md (BENCHMARKS.md and docs/bench.png left as they are)"
+  exit 0
+fi
+
 gnuplot <<GP
 set terminal pngcairo size 900,560 font ",11"
 set output "docs/bench.png"
