@@ -16,7 +16,7 @@ import (
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
-var sliceCases = flag.Int("slice.cases", 0, "tenants for TestSliceMatchesFullPlan (0: 300; 60 under -race; a fifth with -short)")
+var sliceCases = flag.Int("slice.cases", 0, "tenants for TestSliceMatchesFullPlan (0: 600; 150 under -race; a fifth with -short)")
 
 // sliceSource is a snapshotSource that also reads slices, cut from its
 // snapshot as a source holding the whole tenant would.
@@ -29,16 +29,16 @@ func (s *sliceSource) SnapshotSlice(_ context.Context, sl gsync.Slice) (*gsync.S
 // TestSliceMatchesFullPlan is issue 13's acceptance: across random tenants
 // (nesting with cycles, disabled users, filtered groups), every nesting
 // mode and the owned and authoritative ownership modes, starting from a
-// store that differs from the source both ways, a targeted run for a user
-// or a group plans exactly the full plan's changes of that user's tuples
+// store that differs from the source both ways, a targeted run for a user,
+// a group or both plans exactly the full plan's changes of that user's tuples
 // or that group's object (less the groups a full run would claim first),
 // and applying it writes those changes and nothing else.
 func TestSliceMatchesFullPlan(t *testing.T) {
 	n := *sliceCases
 	if n == 0 {
-		n = 300
+		n = 600
 		if raceEnabled {
-			n = 60
+			n = 150
 		}
 		if testing.Short() {
 			n /= 5
@@ -52,9 +52,10 @@ func TestSliceMatchesFullPlan(t *testing.T) {
 		nesting, mode := nestings[i%3], modes[(i/3)%2]
 		r := rand.New(rand.NewPCG(uint64(i), 0x511ce))
 		kind, changed := sliceCase(t, srv, i, nesting, mode, r)
-		if kind == "user" {
+		if strings.Contains(kind, "user") {
 			users++
-		} else {
+		}
+		if strings.Contains(kind, "group") {
 			groups++
 		}
 		changes += changed
@@ -130,7 +131,8 @@ func sliceCase(t *testing.T, srv *fgatest.Server, i int, nesting string, mode co
 	// The target, and what it resolves to.
 	var slice gsync.Slice
 	var user, object string
-	if r.IntN(2) == 0 {
+	pick := r.IntN(5) // 0, 1: a user; 2, 3: a group; 4: both
+	if pick != 2 && pick != 3 {
 		kind = "user"
 		u := tenant.Users[r.IntN(len(tenant.Users))]
 		user = "user:" + u.UPN
@@ -144,8 +146,9 @@ func sliceCase(t *testing.T, srv *fgatest.Server, i int, nesting string, mode co
 		default:
 			slice.Users, user = []string{"ghost-user"}, "user:ghost-user" // a user the source does not have
 		}
-	} else {
-		kind = "group"
+	}
+	if pick >= 2 {
+		kind += "group"
 		g := tenant.Groups[r.IntN(len(tenant.Groups))]
 		object = "group:" + g.Name
 		switch r.IntN(4) {
