@@ -157,7 +157,8 @@ func (m *Mapper) sliceUsers(snap *Snapshot, names []string) []string {
 				found = true
 			}
 		}
-		if !found {
+		// A name no OpenFGA user can have has no tuples to read or delete.
+		if !found && idProblem(strings.TrimPrefix(key, m.cfg.User.Type+":")) == "" {
 			out = append(out, key)
 		}
 	}

@@ -250,3 +250,13 @@ func TestSliceGrants(t *testing.T) {
 		})
 	}
 }
+
+// A name that cannot be an OpenFGA user resolves to nothing rather than
+// to a read OpenFGA refuses.
+func TestSliceInvalidName(t *testing.T) {
+	e := newEnv(t, tenant(), nil)
+	rep := e.mustRunSlice(gsync.Slice{Users: []string{"no such user"}}, false)
+	if len(rep.Slice.UserIDs) != 0 || rep.Pending() {
+		t.Fatalf("slice %+v, changes %+v", rep.Slice, rep.Changes)
+	}
+}
