@@ -20,6 +20,10 @@ const (
 	ReasonGroupVanished   = "group_vanished"    // a group deleted between listing and reading its members
 	ReasonOwnedByOther    = "owned_by_other"    // another groupsync instance manages the group
 	ReasonNotInTarget     = "not_in_target"     // target-driven: the group has no tuples in OpenFGA yet
+	// ReasonNotYetManaged: a targeted run (owned mode) met a group this
+	// instance does not own yet; it claims nothing, the next full run
+	// claims it.
+	ReasonNotYetManaged = "not_yet_managed"
 )
 
 // Why a grant was not planned, or a rule needs attention.

@@ -34,6 +34,9 @@ type Report struct {
 	// ManagedByGrants (target-driven mode) lists the groups managed only
 	// because an application's grants name them, with those grants.
 	ManagedByGrants []GrantReference `json:"managed_by_grants,omitempty"`
+	// Slice (a targeted run, RunSlice) is what the run covered; absent for
+	// a full run.
+	Slice *ReportSlice `json:"slice,omitempty"`
 }
 
 // ReportGrantScope is one grant scope and the rules that write into it.

@@ -8,7 +8,11 @@ import (
 
 func (r *Report) renderMarkdown(w io.Writer) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "## groupsync %s\n\n**%s**\n\n%s\n%s\n", r.Command, r.headline(), r.scopeLine(), r.ownershipLine())
+	fmt.Fprintf(b, "## groupsync %s\n\n**%s**\n\n%s\n", r.Command, r.headline(), r.scopeLine())
+	if l := r.sliceLine(); l != "" {
+		fmt.Fprintf(b, "%s\n", l)
+	}
+	fmt.Fprintf(b, "%s\n", r.ownershipLine())
 	if lines := r.grantLines(); len(lines) > 0 {
 		b.WriteString("\n" + strings.Join(lines, "\n") + "\n")
 	}

@@ -51,6 +51,29 @@ func (r *Report) scopeLine() string {
 		r.Summary.SourceGroups, r.Summary.ManagedGroups, r.Summary.SourceUsers, r.Summary.DesiredTuples, r.Summary.ExistingTuples)
 }
 
+// sliceLine says what a targeted run covered, or "".
+func (r *Report) sliceLine() string {
+	sl := r.Slice
+	if sl == nil {
+		return ""
+	}
+	var parts []string
+	if len(sl.UserIDs) > 0 {
+		parts = append(parts, "users "+strings.Join(sl.UserIDs, ", "))
+	}
+	if len(sl.Objects) > 0 {
+		parts = append(parts, "groups "+strings.Join(sl.Objects, ", "))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nothing (no name resolved to a user or group)")
+	}
+	line := "Targeted: " + strings.Join(parts, "; ") + "."
+	for _, n := range sl.Notes {
+		line += " Note: " + n + "."
+	}
+	return line
+}
+
 func (r *Report) ownershipLine() string {
 	o := r.Ownership
 	line := fmt.Sprintf("Ownership: %s, policy %s", o.Mode, o.Policy)
@@ -79,7 +102,11 @@ func (c GroupChange) title() string {
 
 func (r *Report) renderText(w io.Writer) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "groupsync %s\n%s\n%s\n\n%s\n", r.Command, r.scopeLine(), r.ownershipLine(), r.headline())
+	fmt.Fprintf(b, "groupsync %s\n%s\n", r.Command, r.scopeLine())
+	if l := r.sliceLine(); l != "" {
+		fmt.Fprintln(b, l)
+	}
+	fmt.Fprintf(b, "%s\n\n%s\n", r.ownershipLine(), r.headline())
 	if sr := r.SourceRead; sr != nil {
 		fmt.Fprintf(b, "Source read: %s, %d requests", sr.Mode, sr.Requests)
 		if sr.Reason != "" {

@@ -85,8 +85,15 @@ func withoutHeld(objects []string, d *Desired) []string {
 // even when err is non-nil if planning got that far. A guard trip returns
 // a *GuardError; a busy lease ErrLeaseBusy.
 func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
+	return e.run(ctx, apply, e.Plan, true)
+}
+
+// run is Run with the planning step given, so that a full and a targeted
+// run (RunSlice) share the lease, the guards and the apply order. commit
+// says whether an incremental source may keep the state it read.
+func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context) (*Plan, error), commit bool) (*Report, error) {
 	if !apply {
-		p, err := e.Plan(ctx)
+		p, err := plan(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +111,7 @@ func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
 		defer release()
 		ctx = leased
 	}
-	p, err := e.Plan(ctx)
+	p, err := plan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +119,7 @@ func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
 		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard}
 	}
 	res, err := e.apply(ctx, p)
-	if err == nil {
+	if err == nil && commit {
 		// An incremental source keeps its new state only once the run it
 		// read for has been applied.
 		if c, ok := e.Source.(Committer); ok {

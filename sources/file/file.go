@@ -162,3 +162,16 @@ func (s *Source) Check(ctx context.Context) []gsync.CheckResult {
 	}
 	return []gsync.CheckResult{r}
 }
+
+var _ gsync.SliceSource = (*Source)(nil)
+
+// SnapshotSlice reads the file and cuts the slice out of it (see
+// gsync.SliceSource): the file is small and local, so reading it whole is
+// the cheapest way to read part of it.
+func (s *Source) SnapshotSlice(ctx context.Context, sl gsync.Slice) (*gsync.Snapshot, error) {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return gsync.SliceSnapshot(snap, sl), nil
+}
