@@ -64,6 +64,7 @@ type Source struct {
 	log     *zap.Logger
 	stats   *Stats
 	minWait time.Duration
+	userKey string
 
 	mu       sync.Mutex
 	lastRead gsync.SourceRead
@@ -100,6 +101,7 @@ type options struct {
 	transport http.RoundTripper
 	wrap      []func(http.RoundTripper) http.RoundTripper
 	minWait   time.Duration
+	userKey   string // mapping.user.key, for slices (WithMapping)
 }
 
 // WithLogger logs warnings and a summary of each read to l.
@@ -163,7 +165,7 @@ func New(cfg config.Authentik, opts ...Option) (*Source, error) {
 		o.log.Warn("source.authentik.insecure_skip_tls_verify is on: authentik's certificate is not checked, so anyone on the path can take the API token")
 	}
 	return &Source{
-		cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + "/api/v3/", log: o.log, stats: &Stats{}, minWait: o.minWait,
+		cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + "/api/v3/", log: o.log, stats: &Stats{}, minWait: o.minWait, userKey: o.userKey,
 		// Redirects are not followed: one would carry the token elsewhere,
 		// and authentik itself never redirects an API call.
 		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},

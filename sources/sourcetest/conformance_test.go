@@ -33,21 +33,27 @@ func TestConformance(t *testing.T) {
 		// authentik before 2025.12 allowed one parent: keep each group's
 		// first parent only (Engineering stays in Infra, leaving Leads;
 		// Frontend stays in Engineering, leaving Design Team).
-		single := sourcetest.Default()
-		hasParent := map[string]bool{}
-		for i := range single.Groups {
-			g := &single.Groups[i]
-			var keep []string
-			for _, sub := range g.Groups {
-				if !hasParent[sub] {
-					hasParent[sub] = true
-					keep = append(keep, sub)
-				}
-			}
-			g.Groups = keep
-		}
+		single := singleParent()
 		sourcetest.Run(t, single, authentikSource(t, single, true))
 	})
+}
+
+// singleParent is the default tenant with each group's first parent only.
+func singleParent() *sourcetest.Tenant {
+	single := sourcetest.Default()
+	hasParent := map[string]bool{}
+	for i := range single.Groups {
+		g := &single.Groups[i]
+		var keep []string
+		for _, sub := range g.Groups {
+			if !hasParent[sub] {
+				hasParent[sub] = true
+				keep = append(keep, sub)
+			}
+		}
+		g.Groups = keep
+	}
+	return single
 }
 
 func guid(s string) string {
@@ -147,6 +153,21 @@ func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {
 }
 
 func authentikSource(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authentik.Source {
+	srv := authentikServer(t, tn, legacy)
+	return authentikClient(t, srv)
+}
+
+func authentikClient(t *testing.T, srv *authentiktest.Server, opts ...authentik.Option) *authentik.Source {
+	c := config.Default().Source.Authentik
+	c.URL, c.Token, c.PageSize = srv.URL, config.Secret(srv.Token()), 5
+	src, err := authentik.New(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func authentikServer(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authentiktest.Server {
 	at := &authentiktest.Tenant{}
 	pk := map[string]int{}
 	for i, u := range tn.Users {
@@ -170,12 +191,5 @@ func authentikSource(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authenti
 	if legacy {
 		opts = append(opts, authentiktest.WithLegacyParent())
 	}
-	srv := authentiktest.New(t, at, opts...)
-	c := config.Default().Source.Authentik
-	c.URL, c.Token, c.PageSize = srv.URL, config.Secret(srv.Token()), 5
-	src, err := authentik.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return authentiktest.New(t, at, opts...)
 }

@@ -1,0 +1,35 @@
+package sourcetest_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/groupsync/groupsync/config"
+	"github.com/groupsync/groupsync/sources/authentik"
+	"github.com/groupsync/groupsync/sources/authentik/authentiktest"
+	"github.com/groupsync/groupsync/sources/sourcetest"
+)
+
+// TestSliceConformance runs the slice checks for every source that reads
+// slices, against the same backends as TestConformance.
+func TestSliceConformance(t *testing.T) {
+	tenant := sourcetest.Default()
+	for _, legacy := range []bool{false, true} {
+		name := "authentik"
+		tn := tenant
+		if legacy {
+			name, tn = "authentik-legacy-parent", singleParent()
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := authentikServer(t, tn, legacy)
+			sourcetest.RunSlice(t, tn, sourcetest.SliceBackend{
+				Source: func(t *testing.T, m config.Mapping) sourcetest.SliceSource {
+					return authentikClient(t, srv, authentik.WithMapping(m), authentik.WithRetryMinWait(0))
+				},
+				Fail: func(t *testing.T) {
+					srv.SetFaultFunc(func(*http.Request) *authentiktest.Fault { return authentiktest.StatusFault(http.StatusForbidden) })
+				},
+			})
+		})
+	}
+}
