@@ -396,4 +396,3 @@ func sortedSet(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
 }
-
