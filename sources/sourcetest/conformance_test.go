@@ -115,6 +115,28 @@ func graphSource(t *testing.T, tn *sourcetest.Tenant) *msgraph.Source {
 }
 
 func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {
+	return ldapClient(t, ldapServer(t, tn), nil)
+}
+
+func ldapClient(t *testing.T, srv *slapdtest.Server, adjust func(*config.LDAP), opts ...ldap.Option) *ldap.Source {
+	c := config.Default().Source.LDAP
+	c.Flavor, c.URL, c.CAFile, c.BaseDN = "openldap", srv.LDAPSURL, srv.CAFile, srv.BaseDN
+	c.BindDN, c.BindPassword = srv.BindDN, config.Secret(srv.BindPassword)
+	c.PageSize = 5 // the server refuses unpaged searches over 10 entries
+	c.RequestTimeout = config.Duration(10 * time.Second)
+	c.Users.UPNAttribute = "uid"
+	c.Users.DisabledFilter = "(employeeType=disabled)"
+	if adjust != nil {
+		adjust(&c)
+	}
+	src, err := ldap.New(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func ldapServer(t *testing.T, tn *sourcetest.Tenant) *slapdtest.Server {
 	d := &slapdtest.Directory{}
 	for _, u := range tn.Users {
 		su := slapdtest.User{UID: u.UPN, CN: u.Name, Mail: u.Mail}
@@ -137,19 +159,7 @@ func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {
 		}
 		d.Groups = append(d.Groups, sg)
 	}
-	srv := slapdtest.New(t, slapdtest.WithDirectory(d))
-	c := config.Default().Source.LDAP
-	c.Flavor, c.URL, c.CAFile, c.BaseDN = "openldap", srv.LDAPSURL, srv.CAFile, srv.BaseDN
-	c.BindDN, c.BindPassword = srv.BindDN, config.Secret(srv.BindPassword)
-	c.PageSize = 5 // the server refuses unpaged searches over 10 entries
-	c.RequestTimeout = config.Duration(10 * time.Second)
-	c.Users.UPNAttribute = "uid"
-	c.Users.DisabledFilter = "(employeeType=disabled)"
-	src, err := ldap.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return slapdtest.New(t, slapdtest.WithDirectory(d))
 }
 
 func authentikSource(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authentik.Source {

@@ -7,6 +7,7 @@ import (
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/sources/authentik"
 	"github.com/groupsync/groupsync/sources/authentik/authentiktest"
+	"github.com/groupsync/groupsync/sources/ldap"
 	"github.com/groupsync/groupsync/sources/sourcetest"
 )
 
@@ -14,6 +15,16 @@ import (
 // slices, against the same backends as TestConformance.
 func TestSliceConformance(t *testing.T) {
 	tenant := sourcetest.Default()
+	t.Run("ldap", func(t *testing.T) {
+		srv := ldapServer(t, tenant)
+		sourcetest.RunSlice(t, tenant, sourcetest.SliceBackend{
+			Source: func(t *testing.T, m config.Mapping) sourcetest.SliceSource {
+				// No retries: the failure check stops the server.
+				return ldapClient(t, srv, func(c *config.LDAP) { c.MaxRetries = 0 }, ldap.WithMapping(m))
+			},
+			Fail: func(t *testing.T) { srv.Stop() },
+		})
+	})
 	for _, legacy := range []bool{false, true} {
 		name := "authentik"
 		tn := tenant
