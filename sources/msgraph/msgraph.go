@@ -61,6 +61,8 @@ type Source struct {
 	retry retry.Policy
 
 	needUsers, wantUserState bool
+	// userKey is mapping.user.key (WithMapping): how a slice finds users.
+	userKey string
 
 	// Incremental reads (cfg.Delta.Enabled): see delta.go.
 	store    state.Store
@@ -82,6 +84,7 @@ type options struct {
 	// needUsers: the mapping keys users on a property, so the app needs
 	// User.Read.All; wantUserState: skip_disabled/skip_guests want it.
 	needUsers, wantUserState bool
+	userKey                  string
 	store                    state.Store
 	now                      func() time.Time
 }
@@ -177,7 +180,7 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 	src := &Source{
 		cfg: cfg, client: newGraphClient(adapter), adapter: adapter, cred: cred,
 		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats, retry: pol,
-		needUsers: o.needUsers, wantUserState: o.wantUserState, store: o.store, now: o.now,
+		needUsers: o.needUsers, wantUserState: o.wantUserState, userKey: o.userKey, store: o.store, now: o.now,
 	}
 	if src.now == nil {
 		src.now = time.Now

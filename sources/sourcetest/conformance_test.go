@@ -88,6 +88,21 @@ func fileSource(t *testing.T, tn *sourcetest.Tenant) *file.Source {
 }
 
 func graphSource(t *testing.T, tn *sourcetest.Tenant) *msgraph.Source {
+	return graphClient(t, graphServer(t, tn))
+}
+
+func graphClient(t *testing.T, srv *graphtest.Server, opts ...msgraph.Option) *msgraph.Source {
+	c := config.Default().Source.MSGraph
+	c.Auth, c.Token, c.GraphEndpoint = "token", config.Secret(srv.Token()), srv.URL
+	c.PageSize = 5 // page groups and members
+	src, err := msgraph.New(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func graphServer(t *testing.T, tn *sourcetest.Tenant) *graphtest.Server {
 	var gt graphtest.Tenant
 	for _, u := range tn.Users {
 		gt.Users = append(gt.Users, graphtest.User{ID: guid("user " + u.Name), DisplayName: u.Name,
@@ -103,15 +118,7 @@ func graphSource(t *testing.T, tn *sourcetest.Tenant) *msgraph.Source {
 		}
 		gt.Groups = append(gt.Groups, gg)
 	}
-	srv := graphtest.New(t, &gt)
-	c := config.Default().Source.MSGraph
-	c.Auth, c.Token, c.GraphEndpoint = "token", config.Secret(srv.Token()), srv.URL
-	c.PageSize = 5 // page groups and members
-	src, err := msgraph.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return graphtest.New(t, &gt)
 }
 
 func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {

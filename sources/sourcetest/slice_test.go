@@ -8,6 +8,8 @@ import (
 	"github.com/groupsync/groupsync/sources/authentik"
 	"github.com/groupsync/groupsync/sources/authentik/authentiktest"
 	"github.com/groupsync/groupsync/sources/ldap"
+	"github.com/groupsync/groupsync/sources/msgraph"
+	"github.com/groupsync/groupsync/sources/msgraph/graphtest"
 	"github.com/groupsync/groupsync/sources/sourcetest"
 )
 
@@ -15,6 +17,17 @@ import (
 // slices, against the same backends as TestConformance.
 func TestSliceConformance(t *testing.T) {
 	tenant := sourcetest.Default()
+	t.Run("msgraph", func(t *testing.T) {
+		srv := graphServer(t, tenant)
+		sourcetest.RunSlice(t, tenant, sourcetest.SliceBackend{
+			Source: func(t *testing.T, m config.Mapping) sourcetest.SliceSource {
+				return graphClient(t, srv, msgraph.WithMapping(m))
+			},
+			Fail: func(t *testing.T) {
+				srv.SetFaultFunc(func(*http.Request) *graphtest.Fault { return graphtest.StatusFault(http.StatusForbidden) })
+			},
+		})
+	})
 	t.Run("ldap", func(t *testing.T) {
 		srv := ldapServer(t, tenant)
 		sourcetest.RunSlice(t, tenant, sourcetest.SliceBackend{

@@ -115,6 +115,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		kinds = []kind{kindUser}
 	case rt.hasCast:
 		kinds = []kind{rt.cast}
+	case rt.ep == EndpointMemberOf || rt.ep == EndpointTransitiveMemberOf:
+		kinds = []kind{kindGroup}
 	case rt.ep == EndpointMembers || rt.ep == EndpointTransitiveMembers:
 		kinds = []kind{kindUser, kindGroup, kindDevice, kindServicePrincipal, kindOrgContact}
 	}
@@ -128,7 +130,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		return
 	}
 	// Filtering members is an advanced query on Graph.
-	if (rt.ep == EndpointMembers || rt.ep == EndpointTransitiveMembers) && q.filter != nil && (!q.advanced || !q.count) {
+	if (rt.ep == EndpointMembers || rt.ep == EndpointTransitiveMembers || rt.ep == EndpointMemberOf || rt.ep == EndpointTransitiveMemberOf) &&
+		q.filter != nil && (!q.advanced || !q.count) {
 		s.writeError(w, r, unsupported("Filtering members requires ConsistencyLevel: eventual and $count=true."))
 		return
 	}
@@ -156,7 +159,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		}
 		o, ok := ix.lookup(k, rt.id)
 		if !ok {
-			s.writeError(w, r, notFound(rt.id))
+			s.writeError(w, r, notFoundOf(k, rt.id))
 			return
 		}
 		ctx := base + kindNames[k] + "s/$entity"
@@ -180,6 +183,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 			p.cast, p.hasCast = rt.cast, true
 		}
 		s.writePage(w, r, ix, q, items, p)
+	case EndpointMemberOf, EndpointTransitiveMemberOf:
+		s.serveMemberOf(w, r, ix, q, rt, &limited)
 	case EndpointOrganization:
 		s.writeOrganization(w)
 	}
