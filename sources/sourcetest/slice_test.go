@@ -2,6 +2,7 @@ package sourcetest_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/groupsync/groupsync/config"
@@ -24,7 +25,14 @@ func TestSliceConformance(t *testing.T) {
 				return graphClient(t, srv, msgraph.WithMapping(m))
 			},
 			Fail: func(t *testing.T) {
-				srv.SetFaultFunc(func(*http.Request) *graphtest.Fault { return graphtest.StatusFault(http.StatusForbidden) })
+				// The first reads succeed (the user, the groups named);
+				// the next ones fail: a read failing midway is an error.
+				srv.SetFaultFunc(func(r *http.Request) *graphtest.Fault {
+					if ep := graphtest.EndpointOf(r); ep == graphtest.EndpointMemberOf || ep == graphtest.EndpointMembers {
+						return graphtest.StatusFault(http.StatusForbidden)
+					}
+					return nil
+				})
 			},
 		})
 	})
@@ -51,7 +59,14 @@ func TestSliceConformance(t *testing.T) {
 					return authentikClient(t, srv, authentik.WithMapping(m), authentik.WithRetryMinWait(0))
 				},
 				Fail: func(t *testing.T) {
-					srv.SetFaultFunc(func(*http.Request) *authentiktest.Fault { return authentiktest.StatusFault(http.StatusForbidden) })
+					// Finding the user or the group succeeds; reading
+					// their groups or members fails.
+					srv.SetFaultFunc(func(r *http.Request) *authentiktest.Fault {
+						if r.URL.Query().Has("groups_by_pk") || strings.Count(strings.TrimPrefix(r.URL.Path, "/api/v3/core/groups/"), "-") == 4 {
+							return authentiktest.StatusFault(http.StatusForbidden)
+						}
+						return nil
+					})
 				},
 			})
 		})
