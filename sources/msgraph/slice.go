@@ -112,11 +112,15 @@ type sliceReader struct {
 	direct  map[string][]string // user key → direct groups' ids
 	parents map[string][]string // group id → its direct groups' ids
 	asked   map[string]bool     // groups whose parents are asked for
+	// transitive holds, by user key, the ids of the user's groups read
+	// so far.
+	transitive map[string][]string
 }
 
 func newSliceReader(s *Source) *sliceReader {
 	return &sliceReader{s: s, mr: newMemberReader(s), found: map[string][]string{}, users: map[string]*gsync.User{},
-		groups: map[string]listed{}, direct: map[string][]string{}, parents: map[string][]string{}, asked: map[string]bool{}}
+		groups: map[string]listed{}, direct: map[string][]string{}, parents: map[string][]string{}, asked: map[string]bool{},
+		transitive: map[string][]string{}}
 }
 
 func (r *sliceReader) run(ctx context.Context, jobs []sliceJob) error {
@@ -254,8 +258,19 @@ func (r *sliceReader) answer(j sliceJob, a batchAnswer) ([]sliceJob, error) {
 	for _, o := range objs {
 		more = append(more, r.take(j, o)...)
 	}
-	if next != "" {
+	switch {
+	case next != "":
 		more = append(more, sliceJob{kind: j.kind, key: j.key, url: next})
+	case j.kind == readTransitive && len(r.transitive[j.key]) > 1:
+		// The last page: ask each group for the groups it is directly
+		// in, for the links between them. A user in one group has no
+		// links to ask for (a group's groups are the user's groups too).
+		for _, id := range r.transitive[j.key] {
+			if !r.asked[id] {
+				r.asked[id] = true
+				more = append(more, sliceJob{kind: readParents, key: id})
+			}
+		}
 	}
 	return more, nil
 }
@@ -290,9 +305,8 @@ func (r *sliceReader) take(j sliceJob, o models.DirectoryObjectable) []sliceJob 
 			r.groups[id] = r.s.classify(id, propsOf(g))
 			r.order = append(r.order, id)
 		}
-		if j.kind == readTransitive && !r.asked[id] {
-			r.asked[id] = true
-			return []sliceJob{{kind: readParents, key: id}}
+		if j.kind == readTransitive {
+			r.transitive[j.key] = append(r.transitive[j.key], id)
 		}
 	}
 	return nil

@@ -144,6 +144,15 @@ func TestSliceRequests(t *testing.T) {
 		{"user by mail", "mail", gsync.Slice{Users: []string{"u1@contoso.example"}}, 3, 1 + 2 + 4,
 			graphtest.Stats{UserPages: 1, MemberOfPages: 1 + 4, TransitiveMemberOfPages: 1},
 			"[Engineering Infra Newsletter Platform] [u1]"},
+		// A user in one group: no links to ask for.
+		// (u4's upn has a '#', which the request escapes.)
+		{"user in one group", "upn", gsync.Slice{Users: []string{"u4_fabrikam.example#EXT#@contoso.example"}}, 1, 3,
+			graphtest.Stats{UserGets: 1, MemberOfPages: 1, TransitiveMemberOfPages: 1},
+			"[Sales] [u4_fabrikam.example#EXT#]"},
+		// A key on another property: an advanced query.
+		{"user by attribute", "attribute:displayName", gsync.Slice{Users: []string{"00000000-0000-0000-0000-0000000000u3"}}, 3, 1 + 2 + 4,
+			graphtest.Stats{UserPages: 1, MemberOfPages: 1 + 4, TransitiveMemberOfPages: 1},
+			"[Engineering Infra Platform Role Admins] [u3]"},
 		{"unknown user", "upn", gsync.Slice{Users: []string{"nobody@contoso.example"}}, 1, 3,
 			graphtest.Stats{UserGets: 1, MemberOfPages: 1, TransitiveMemberOfPages: 1}, "[] []"},
 		// /groups?$filter=displayName eq, then the members of Engineering,
