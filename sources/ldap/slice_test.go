@@ -130,6 +130,7 @@ func TestSliceRequests(t *testing.T) {
 		// subgroup down the tree (Engineering, Platform, Lab) looked up
 		// and checked against groups.filter (2 each).
 		{"group", gsync.Slice{Groups: []string{"Infra"}}, 1 + 6 + 3*2, "[Engineering Infra Lab Platform] [user01 user02 user03 user04 user05 user07]"},
+		{"group by id", gsync.Slice{Groups: []string{slapdtest.UUIDOf(d.GroupDN("Infra"))}}, 1 + 6 + 3*2, "[Engineering Infra Lab Platform] [user01 user02 user03 user04 user05 user07]"},
 		{"unknown group", gsync.Slice{Groups: []string{"Nope"}}, 1, "[] []"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -80,6 +80,7 @@ type sliceJob struct {
 	kind sliceKind
 	key  string // as the request names the user or group: a slice's name or an id
 	url  string // nextLink; "" for the first page
+	via  string // for a user found by a filter: the slice's name for them
 }
 
 func (j sliceJob) String() string {
@@ -87,6 +88,9 @@ func (j sliceJob) String() string {
 	case readUser, findUsers:
 		return fmt.Sprintf("user %q", j.key)
 	case readMemberOf, readTransitive:
+		if j.via != "" {
+			return fmt.Sprintf("groups of user %q (%s)", j.via, j.key)
+		}
 		return fmt.Sprintf("groups of user %q", j.key)
 	case readParents:
 		return "groups that contain group " + j.key
@@ -260,7 +264,7 @@ func (r *sliceReader) answer(j sliceJob, a batchAnswer) ([]sliceJob, error) {
 	}
 	switch {
 	case next != "":
-		more = append(more, sliceJob{kind: j.kind, key: j.key, url: next})
+		more = append(more, sliceJob{kind: j.kind, key: j.key, url: next, via: j.via})
 	case j.kind == readTransitive && len(r.transitive[j.key]) > 1:
 		// The last page: ask each group for the groups it is directly
 		// in, for the links between them. A user in one group has no
@@ -290,7 +294,7 @@ func (r *sliceReader) take(j sliceJob, o models.DirectoryObjectable) []sliceJob 
 		r.found[j.key] = append(r.found[j.key], id)
 		if j.kind == findUsers {
 			r.found[id] = []string{id}
-			return []sliceJob{{kind: readMemberOf, key: id}, {kind: readTransitive, key: id}}
+			return []sliceJob{{kind: readMemberOf, key: id, via: j.key}, {kind: readTransitive, key: id, via: j.key}}
 		}
 	case readMemberOf:
 		r.direct[j.key] = append(r.direct[j.key], id)
