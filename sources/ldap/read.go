@@ -215,6 +215,9 @@ func (r *reader) readUsersWhere(what, extra string) error {
 		}
 		r.users[p.key] = u
 	}
+	if len(entries) == 0 {
+		return nil // no user to mark disabled or guest (a slice's unknown user)
+	}
 	for _, f := range []struct {
 		field, filter string
 		set           func(*gsync.User)

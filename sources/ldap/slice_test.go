@@ -124,7 +124,7 @@ func TestSliceRequests(t *testing.T) {
 		// Engineering): 5, and one search for which groups.filter selects.
 		{"user", gsync.Slice{Users: []string{"user01"}}, 2 + 5 + 1, "[All Staff Engineering Infra Platform] [user01]"},
 		{"user by id", gsync.Slice{Users: []string{slapdtest.UUIDOf(d.UserDN("user01"))}}, 8, "[All Staff Engineering Infra Platform] [user01]"},
-		{"unknown user", gsync.Slice{Users: []string{"nobody"}}, 2, "[] []"},
+		{"unknown user", gsync.Slice{Users: []string{"nobody"}}, 1, "[] []"},
 		// The group (1), the users as a full read reads them (24 users,
 		// 5 a page: 5 pages, and 1 for the disabled filter), and each
 		// subgroup down the tree (Engineering, Platform, Lab) looked up
