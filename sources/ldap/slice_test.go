@@ -147,3 +147,44 @@ func TestSliceRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestIDAssertion: an objectGUID string goes back to the bytes AD stores,
+// so that GUIDString of them is the string again; values that cannot be
+// ids are not sent.
+func TestIDAssertion(t *testing.T) {
+	const guid = "0f1e2d3c-4b5a-6978-8a9b-acbdcedff001"
+	v, ok := idAssertion("objectGUID", guid)
+	if !ok {
+		t.Fatal("a GUID was refused")
+	}
+	var raw []byte
+	for i := 0; i+2 < len(v)+1; i += 3 {
+		var b byte
+		if _, err := fmt.Sscanf(v[i+1:i+3], "%02x", &b); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		raw = append(raw, b)
+	}
+	if back, err := GUIDString(raw); err != nil || back != guid {
+		t.Errorf("%q decodes to %q (%v), want %q", v, back, err, guid)
+	}
+	for _, c := range []struct {
+		attr, key string
+		ok        bool
+	}{
+		{"objectGUID", "alice", false},
+		{"entryUUID", "alice@example.org", false},
+		{"entryUUID", guid, true},
+		{"objectSid", "S-1-5-21-1-2-3-500", true},
+		{"objectSid", "alice", false},
+		{"uid", "a(b)*", true},
+		{"dn", "uid=a,dc=example,dc=org", false},
+	} {
+		if _, ok := idAssertion(c.attr, c.key); ok != c.ok {
+			t.Errorf("%s %q: ok %v, want %v", c.attr, c.key, ok, c.ok)
+		}
+	}
+	if v, _ := idAssertion("uid", "a(b)*"); v != `a\28b\29\2a` {
+		t.Errorf("escaping: %q", v)
+	}
+}
