@@ -232,8 +232,11 @@ func (r *sliceReader) answer(j sliceJob, a batchAnswer) ([]sliceJob, error) {
 	default:
 		code, msg := answerError(a.Body)
 		perm := "GroupMember.Read.All"
-		if j.kind == readUser || j.kind == findUsers {
+		switch j.kind {
+		case readUser, findUsers:
 			perm = "User.Read.All"
+		case readMemberOf, readTransitive:
+			perm = "User.Read.All (or GroupMember.Read.All)"
 		}
 		return nil, fmt.Errorf("msgraph: read %s for a targeted run: HTTP %d %s: %s%s", j, a.Status, code, msg, permissionHint(a.Status, perm))
 	}

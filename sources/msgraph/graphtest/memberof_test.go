@@ -74,6 +74,23 @@ func TestMemberOf(t *testing.T) {
 	if got := ids(get(t, s, f+"&$count=true", "ConsistencyLevel", "eventual").values()); !slices.Equal(got, []string{gb}) {
 		t.Errorf("memberOf filter: %v", got)
 	}
+	// A user's memberships need User.Read.All or GroupMember.Read.All; a
+	// group's, a permission to read groups.
+	for _, c := range []struct {
+		perm, path string
+		status     int
+	}{
+		{"User.Read.All", "/users/" + u1 + "/transitiveMemberOf", 200},
+		{"GroupMember.Read.All", "/users/" + u1 + "/memberOf", 200},
+		{"Organization.Read.All", "/users/" + u1 + "/memberOf", 403},
+		{"User.Read.All", "/groups/" + ga + "/memberOf", 403},
+	} {
+		s.SetPermissions(c.perm)
+		if a := get(t, s, "/v1.0"+c.path); a.status != c.status {
+			t.Errorf("%s with %s: %d, want %d", c.path, c.perm, a.status, c.status)
+		}
+	}
+	s.SetPermissions("GroupMember.Read.All", "User.Read.All")
 	// The filters a slice sends: users by mail or upn, groups by name and
 	// by a filter with id in (...).
 	for path, want := range map[string][]string{

@@ -86,13 +86,20 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		return
 	}
 	perms := s.permissions()
-	switch rt.ep {
-	case EndpointUsers, EndpointUser, EndpointUsersDelta:
+	switch {
+	case (rt.ep == EndpointMemberOf || rt.ep == EndpointTransitiveMemberOf) && rt.user:
+		// A user's memberships: User.Read.All is the least privilege,
+		// GroupMember.Read.All serves too.
+		if !perms.canRead(kindUser) && !perms.canRead(kindGroup) {
+			s.writeError(w, r, forbidden)
+			return
+		}
+	case rt.ep == EndpointUsers || rt.ep == EndpointUser || rt.ep == EndpointUsersDelta:
 		if !perms.canRead(kindUser) {
 			s.writeError(w, r, forbidden)
 			return
 		}
-	case EndpointOrganization:
+	case rt.ep == EndpointOrganization:
 		if !perms.anyOf("Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All") {
 			s.writeError(w, r, forbidden)
 			return
