@@ -30,6 +30,10 @@
 //     "parents") is a subgroup of each parent: mapping.nesting flatten
 //     gives P the child's users, userset writes group:child#member on P.
 //     Cycles are fine. authentik stops at 20 levels; groupsync does not.
+//
+// SnapshotSlice reads some users and groups for a targeted run
+// (slice.go): a user with their groups and those groups' parents, a group
+// with its children and the members of all of them.
 package authentik
 
 import (

@@ -21,6 +21,10 @@
 // With membership in_chain (Active Directory only) each group's users are
 // instead the transitive ones AD finds with LDAP_MATCHING_RULE_IN_CHAIN.
 //
+// SnapshotSlice reads some users and groups for a targeted run
+// (slice.go): a user's groups by searching for the groups whose member
+// attribute holds the user's DN, then each found group's, up the tree.
+//
 // Ids are objectGUID (AD, as a canonical GUID string), objectSid, entryUUID
 // (OpenLDAP) or any single-valued attribute. A disabled AD account has the
 // ACCOUNTDISABLE bit of userAccountControl; users.disabled_filter marks

@@ -13,6 +13,11 @@
 // delta queries applied to the state the last applied run kept (delta.go,
 // deltastate.go); Commit saves that state after a successful apply.
 //
+// SnapshotSlice reads some users and groups for a targeted run (slice.go):
+// a user's groups through /memberOf and /transitiveMemberOf, a group's
+// members as a full read reads them. It neither reads nor changes the
+// incremental state.
+//
 // This is the only package that imports the Graph SDK: it is large and slow
 // to compile.
 package msgraph
