@@ -39,11 +39,12 @@ type memberReader struct {
 	keepState bool
 	noFollow  bool
 	otherIDs  map[string][]otherRef
+	recs      map[string]*userRec
+
 	// classifyNested: the group list was not read (a slice), so a nested
 	// group is classified by its own properties, asked for with the
 	// members, not by the list.
 	classifyNested bool
-	recs           map[string]*userRec
 }
 
 // job is one page of one group's members.
