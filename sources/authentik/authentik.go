@@ -30,6 +30,10 @@
 //     "parents") is a subgroup of each parent: mapping.nesting flatten
 //     gives P the child's users, userset writes group:child#member on P.
 //     Cycles are fine. authentik stops at 20 levels; groupsync does not.
+//
+// SnapshotSlice reads some users and groups for a targeted run
+// (slice.go): a user with their groups and those groups' parents, a group
+// with its children and the members of all of them.
 package authentik
 
 import (
@@ -64,6 +68,7 @@ type Source struct {
 	log     *zap.Logger
 	stats   *Stats
 	minWait time.Duration
+	userKey string
 
 	mu       sync.Mutex
 	lastRead gsync.SourceRead
@@ -100,6 +105,7 @@ type options struct {
 	transport http.RoundTripper
 	wrap      []func(http.RoundTripper) http.RoundTripper
 	minWait   time.Duration
+	userKey   string // mapping.user.key, for slices (WithMapping)
 }
 
 // WithLogger logs warnings and a summary of each read to l.
@@ -163,7 +169,7 @@ func New(cfg config.Authentik, opts ...Option) (*Source, error) {
 		o.log.Warn("source.authentik.insecure_skip_tls_verify is on: authentik's certificate is not checked, so anyone on the path can take the API token")
 	}
 	return &Source{
-		cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + "/api/v3/", log: o.log, stats: &Stats{}, minWait: o.minWait,
+		cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + "/api/v3/", log: o.log, stats: &Stats{}, minWait: o.minWait, userKey: o.userKey,
 		// Redirects are not followed: one would carry the token elsewhere,
 		// and authentik itself never redirects an API call.
 		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},

@@ -21,6 +21,10 @@
 // With membership in_chain (Active Directory only) each group's users are
 // instead the transitive ones AD finds with LDAP_MATCHING_RULE_IN_CHAIN.
 //
+// SnapshotSlice reads some users and groups for a targeted run
+// (slice.go): a user's groups by searching for the groups whose member
+// attribute holds the user's DN, then each found group's, up the tree.
+//
 // Ids are objectGUID (AD, as a canonical GUID string), objectSid, entryUUID
 // (OpenLDAP) or any single-valued attribute. A disabled AD account has the
 // ACCOUNTDISABLE bit of userAccountControl; users.disabled_filter marks
@@ -68,6 +72,9 @@ type Source struct {
 	log   *zap.Logger
 	stats *Stats
 	attrs []string // extra user attributes, the configured ones and the mapping's
+	// userKey is mapping.user.key (WithMapping): the attribute a slice
+	// finds its users by.
+	userKey string
 
 	mu       sync.Mutex
 	lastRead gsync.SourceRead
@@ -91,8 +98,9 @@ type Stats struct {
 type Option func(*options)
 
 type options struct {
-	log   *zap.Logger
-	attrs []string
+	log     *zap.Logger
+	attrs   []string
+	userKey string
 }
 
 // WithLogger logs warnings and a summary of each read to l.
@@ -111,6 +119,7 @@ func WithMapping(m config.Mapping) Option {
 		if a, ok := strings.CutPrefix(m.User.Key, "attribute:"); ok {
 			o.attrs = append(o.attrs, a)
 		}
+		o.userKey = m.User.Key
 	}
 }
 
@@ -125,7 +134,7 @@ func New(cfg config.LDAP, opts ...Option) (*Source, error) {
 		o.log = zap.NewNop()
 	}
 	cfg = cfg.Effective()
-	s := &Source{cfg: cfg, log: o.log, stats: &Stats{}}
+	s := &Source{cfg: cfg, log: o.log, stats: &Stats{}, userKey: o.userKey}
 	var err error
 	for _, d := range []struct {
 		field, v string

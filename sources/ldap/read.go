@@ -46,7 +46,14 @@ type reader struct {
 	others  map[dnKey]map[string]int
 	outside map[dnKey][]string
 	skips   []gsync.Skip
+
+	// slice: the read covers a slice (slice.go), so a nested group that
+	// no search returned may still be one of groups.filter's.
+	slice bool
 }
+
+// notSyncedNested is why a nested group outside the filter is not synced.
+const notSyncedNested = "a nested group outside source.ldap.groups.filter or groups.base_dn; read only for the members it gives the groups that contain it"
 
 func (s *Source) read(ctx context.Context) (*gsync.Snapshot, error) {
 	conn, done, err := s.connect(ctx)
@@ -54,11 +61,7 @@ func (s *Source) read(ctx context.Context) (*gsync.Snapshot, error) {
 		return nil, err
 	}
 	defer done()
-	r := &reader{s: s, ctx: ctx, conn: conn,
-		users: map[dnKey]*gsync.User{}, userIDs: map[string]string{},
-		groups: map[dnKey]*gsync.Group{}, groupIDs: map[string]string{},
-		members: map[dnKey][]string{}, looked: map[dnKey]verdict{},
-		others: map[dnKey]map[string]int{}, outside: map[dnKey][]string{}}
+	r := s.newReader(ctx, conn)
 	if s.cfg.Membership == "in_chain" {
 		if err := r.requireAD(); err != nil {
 			return nil, err
@@ -161,7 +164,11 @@ func (r *reader) baseRead(dn, filter string, attrs []string) ([]*goldap.Entry, e
 	return res.Entries, nil
 }
 
-func (r *reader) readUsers() error {
+func (r *reader) readUsers() error { return r.readUsersWhere("users", "") }
+
+// readUsersWhere reads the users that users.filter and the extra filter
+// (a slice's user, or "" for all) select.
+func (r *reader) readUsersWhere(what, extra string) error {
 	c := r.s.cfg.Users
 	attrs := []string{c.IDAttribute, c.UPNAttribute, c.MailAttribute}
 	ad := r.s.cfg.Flavor == "ad"
@@ -169,7 +176,11 @@ func (r *reader) readUsers() error {
 		attrs = append(attrs, "userAccountControl")
 	}
 	attrs = append(attrs, r.s.attrs...)
-	entries, err := r.search("users", c.BaseDN, c.Filter, goldap.ScopeWholeSubtree, attrs)
+	filter := c.Filter
+	if extra != "" {
+		filter = "(&" + c.Filter + extra + ")"
+	}
+	entries, err := r.search(what, c.BaseDN, filter, goldap.ScopeWholeSubtree, attrs)
 	if err != nil {
 		return err
 	}
@@ -204,6 +215,9 @@ func (r *reader) readUsers() error {
 		}
 		r.users[p.key] = u
 	}
+	if len(entries) == 0 {
+		return nil // no user to mark disabled or guest (a slice's unknown user)
+	}
 	for _, f := range []struct {
 		field, filter string
 		set           func(*gsync.User)
@@ -214,7 +228,7 @@ func (r *reader) readUsers() error {
 		if f.filter == "" {
 			continue
 		}
-		matched, err := r.search(f.field, c.BaseDN, "(&"+c.Filter+f.filter+")", goldap.ScopeWholeSubtree, []string{"1.1"})
+		matched, err := r.search(f.field, c.BaseDN, "(&"+c.Filter+extra+f.filter+")", goldap.ScopeWholeSubtree, []string{"1.1"})
 		if err != nil {
 			return err
 		}
@@ -273,39 +287,51 @@ func (r *reader) readGroups() error {
 
 // addGroup records a group entry and its member DNs (all ranges of them).
 func (r *reader) addGroup(e *goldap.Entry, notSynced string) (*gsync.Group, error) {
+	g, p, err := r.newGroup(e, notSynced)
+	if err != nil || r.s.cfg.Membership == "in_chain" {
+		return g, err
+	}
+	return g, r.readMembers(e, p)
+}
+
+// newGroup records a group entry without its members.
+func (r *reader) newGroup(e *goldap.Entry, notSynced string) (*gsync.Group, parsedDN, error) {
 	c := r.s.cfg.Groups
 	p, err := parseDN(e.DN)
 	if err != nil {
-		return nil, fmt.Errorf("ldap: group entry %q: the server sent a DN that does not parse: %v", e.DN, err)
+		return nil, p, fmt.Errorf("ldap: group entry %q: the server sent a DN that does not parse: %v", e.DN, err)
 	}
 	id, err := entryID(e, c.IDAttribute, "groups.id_attribute")
 	if err != nil {
-		return nil, err
+		return nil, p, err
 	}
 	if other, dup := r.groupIDs[id]; dup {
-		return nil, fmt.Errorf("ldap: groups %s and %s have the same %s %q; ids must be unique: choose another source.ldap.groups.id_attribute", other, e.DN, c.IDAttribute, id)
+		return nil, p, fmt.Errorf("ldap: groups %s and %s have the same %s %q; ids must be unique: choose another source.ldap.groups.id_attribute", other, e.DN, c.IDAttribute, id)
 	}
 	if u, isUser := r.userIDs[id]; isUser {
-		return nil, fmt.Errorf("ldap: group %s has the same %s %q as user %s; choose another id attribute", e.DN, c.IDAttribute, id, u)
+		return nil, p, fmt.Errorf("ldap: group %s has the same %s %q as user %s; choose another id attribute", e.DN, c.IDAttribute, id, u)
 	}
 	name := e.GetEqualFoldAttributeValue(c.NameAttribute)
 	if name == "" {
-		return nil, fmt.Errorf("ldap: group %s has no %s, which source.ldap.groups.name_attribute names as its display name", e.DN, c.NameAttribute)
+		return nil, p, fmt.Errorf("ldap: group %s has no %s, which source.ldap.groups.name_attribute names as its display name", e.DN, c.NameAttribute)
 	}
 	r.groupIDs[id] = e.DN
 	g := &gsync.Group{ID: id, Name: name, NotSynced: notSynced}
 	r.groups[p.key] = g
 	r.order = append(r.order, p.key)
-	if r.s.cfg.Membership == "in_chain" {
-		return g, nil
-	}
+	return g, p, nil
+}
+
+// readMembers records a group's member DNs, range by range if need be.
+func (r *reader) readMembers(e *goldap.Entry, p parsedDN) error {
+	c := r.s.cfg.Groups
 	whole, ranged, err := rangedValues(e, c.MemberAttribute)
 	if err != nil {
-		return nil, fmt.Errorf("ldap: %w", err)
+		return fmt.Errorf("ldap: %w", err)
 	}
 	if ranged != nil {
 		if len(whole) > 0 {
-			return nil, fmt.Errorf("ldap: group %s: the server sent %s both whole and in ranges", e.DN, c.MemberAttribute)
+			return fmt.Errorf("ldap: group %s: the server sent %s both whole and in ranges", e.DN, c.MemberAttribute)
 		}
 		vals, n, err := allRangedValues(e.DN, c.MemberAttribute, ranged, func(start int) (*goldap.Entry, error) {
 			r.s.stats.RangeRequests.Add(1)
@@ -319,13 +345,13 @@ func (r *reader) addGroup(e *goldap.Entry, notSynced string) (*gsync.Group, erro
 			return es[0], nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("ldap: %w", err)
+			return fmt.Errorf("ldap: %w", err)
 		}
 		r.s.log.Debug("read a large group in ranges", zap.String("group", e.DN), zap.Int("members", len(vals)), zap.Int("requests", n+1))
 		whole = vals
 	}
 	r.members[p.key] = whole
-	return g, nil
+	return nil
 }
 
 // resolve turns member DNs into user and subgroup ids. Member DNs under
@@ -420,7 +446,18 @@ func (r *reader) classify(dn string, from *gsync.Group) (verdict, error) {
 	computer := slices.Contains(classes, "computer")
 	switch {
 	case hasAny(classes, groupClasses) && !computer:
-		why := "a nested group outside source.ldap.groups.filter or groups.base_dn; read only for the members it gives the groups that contain it"
+		why := notSyncedNested
+		if r.slice {
+			// A slice has not read every synced group: ask whether this
+			// one is.
+			synced, err := r.inGroupFilter(dn)
+			if err != nil {
+				return verdict{}, err
+			}
+			if synced {
+				why = ""
+			}
+		}
 		g, err := r.addGroup(e, why)
 		return verdict{group: g}, err
 	case hasAny(classes, personClasses) && !computer:

@@ -27,6 +27,7 @@ func WithMapping(m config.Mapping) Option {
 		}
 		o.needUsers = m.User.Key != "id"
 		o.wantUserState = m.User.SkipDisabled || m.User.SkipGuests
+		o.userKey = m.User.Key
 	}
 }
 

@@ -40,6 +40,11 @@ type memberReader struct {
 	noFollow  bool
 	otherIDs  map[string][]otherRef
 	recs      map[string]*userRec
+
+	// classifyNested: the group list was not read (a slice), so a nested
+	// group is classified by its own properties, asked for with the
+	// members, not by the list.
+	classifyNested bool
 }
 
 // job is one page of one group's members.
@@ -114,9 +119,18 @@ func (r *memberReader) requestInfo(ctx context.Context, j job) (*abs.RequestInfo
 	}
 	return members.ToGetRequestInformation(ctx, &groups.ItemMembersRequestBuilderGetRequestConfiguration{
 		QueryParameters: &groups.ItemMembersRequestBuilderGetQueryParameters{
-			Select: r.s.memberSelect(), Top: ptr(int32(r.s.cfg.PageSize)),
+			Select: r.selectFields(), Top: ptr(int32(r.s.cfg.PageSize)),
 		},
 	})
+}
+
+// selectFields is the members' $select: with classifyNested, groups'
+// kind properties too.
+func (r *memberReader) selectFields() []string {
+	if !r.classifyNested {
+		return r.s.memberSelect()
+	}
+	return append(r.s.memberSelect(), groupSelect[2:]...)
 }
 
 // add records a page of members and returns the jobs it leads to: the
@@ -149,6 +163,9 @@ func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponsea
 			g.Groups = append(g.Groups, id)
 			if r.groups[id] == nil {
 				l := r.subgroup(id, deref(m.GetDisplayName()))
+				if _, listed := r.known[id]; r.classifyNested && !listed {
+					l = r.s.classify(id, propsOf(m))
+				}
 				r.groups[id] = &gsync.Group{ID: id, Name: l.name, NotSynced: l.notSynced}
 			}
 			if !r.requested[id] && !r.noFollow {

@@ -13,6 +13,11 @@
 // delta queries applied to the state the last applied run kept (delta.go,
 // deltastate.go); Commit saves that state after a successful apply.
 //
+// SnapshotSlice reads some users and groups for a targeted run (slice.go):
+// a user's groups through /memberOf and /transitiveMemberOf, a group's
+// members as a full read reads them. It neither reads nor changes the
+// incremental state.
+//
 // This is the only package that imports the Graph SDK: it is large and slow
 // to compile.
 package msgraph
@@ -61,6 +66,8 @@ type Source struct {
 	retry retry.Policy
 
 	needUsers, wantUserState bool
+	// userKey is mapping.user.key (WithMapping): how a slice finds users.
+	userKey string
 
 	// Incremental reads (cfg.Delta.Enabled): see delta.go.
 	store    state.Store
@@ -82,6 +89,7 @@ type options struct {
 	// needUsers: the mapping keys users on a property, so the app needs
 	// User.Read.All; wantUserState: skip_disabled/skip_guests want it.
 	needUsers, wantUserState bool
+	userKey                  string
 	store                    state.Store
 	now                      func() time.Time
 }
@@ -177,7 +185,7 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 	src := &Source{
 		cfg: cfg, client: newGraphClient(adapter), adapter: adapter, cred: cred,
 		scope: scope, baseURL: baseURL, log: o.log, userAttrs: o.userAttrs, stats: stats, retry: pol,
-		needUsers: o.needUsers, wantUserState: o.wantUserState, store: o.store, now: o.now,
+		needUsers: o.needUsers, wantUserState: o.wantUserState, userKey: o.userKey, store: o.store, now: o.now,
 	}
 	if src.now == nil {
 		src.now = time.Now

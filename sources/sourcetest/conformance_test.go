@@ -33,21 +33,27 @@ func TestConformance(t *testing.T) {
 		// authentik before 2025.12 allowed one parent: keep each group's
 		// first parent only (Engineering stays in Infra, leaving Leads;
 		// Frontend stays in Engineering, leaving Design Team).
-		single := sourcetest.Default()
-		hasParent := map[string]bool{}
-		for i := range single.Groups {
-			g := &single.Groups[i]
-			var keep []string
-			for _, sub := range g.Groups {
-				if !hasParent[sub] {
-					hasParent[sub] = true
-					keep = append(keep, sub)
-				}
-			}
-			g.Groups = keep
-		}
+		single := singleParent()
 		sourcetest.Run(t, single, authentikSource(t, single, true))
 	})
+}
+
+// singleParent is the default tenant with each group's first parent only.
+func singleParent() *sourcetest.Tenant {
+	single := sourcetest.Default()
+	hasParent := map[string]bool{}
+	for i := range single.Groups {
+		g := &single.Groups[i]
+		var keep []string
+		for _, sub := range g.Groups {
+			if !hasParent[sub] {
+				hasParent[sub] = true
+				keep = append(keep, sub)
+			}
+		}
+		g.Groups = keep
+	}
+	return single
 }
 
 func guid(s string) string {
@@ -82,6 +88,21 @@ func fileSource(t *testing.T, tn *sourcetest.Tenant) *file.Source {
 }
 
 func graphSource(t *testing.T, tn *sourcetest.Tenant) *msgraph.Source {
+	return graphClient(t, graphServer(t, tn))
+}
+
+func graphClient(t *testing.T, srv *graphtest.Server, opts ...msgraph.Option) *msgraph.Source {
+	c := config.Default().Source.MSGraph
+	c.Auth, c.Token, c.GraphEndpoint = "token", config.Secret(srv.Token()), srv.URL
+	c.PageSize = 5 // page groups and members
+	src, err := msgraph.New(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func graphServer(t *testing.T, tn *sourcetest.Tenant) *graphtest.Server {
 	var gt graphtest.Tenant
 	for _, u := range tn.Users {
 		gt.Users = append(gt.Users, graphtest.User{ID: guid("user " + u.Name), DisplayName: u.Name,
@@ -97,18 +118,32 @@ func graphSource(t *testing.T, tn *sourcetest.Tenant) *msgraph.Source {
 		}
 		gt.Groups = append(gt.Groups, gg)
 	}
-	srv := graphtest.New(t, &gt)
-	c := config.Default().Source.MSGraph
-	c.Auth, c.Token, c.GraphEndpoint = "token", config.Secret(srv.Token()), srv.URL
-	c.PageSize = 5 // page groups and members
-	src, err := msgraph.New(c)
+	return graphtest.New(t, &gt)
+}
+
+func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {
+	return ldapClient(t, ldapServer(t, tn), nil)
+}
+
+func ldapClient(t *testing.T, srv *slapdtest.Server, adjust func(*config.LDAP), opts ...ldap.Option) *ldap.Source {
+	c := config.Default().Source.LDAP
+	c.Flavor, c.URL, c.CAFile, c.BaseDN = "openldap", srv.LDAPSURL, srv.CAFile, srv.BaseDN
+	c.BindDN, c.BindPassword = srv.BindDN, config.Secret(srv.BindPassword)
+	c.PageSize = 5 // the server refuses unpaged searches over 10 entries
+	c.RequestTimeout = config.Duration(10 * time.Second)
+	c.Users.UPNAttribute = "uid"
+	c.Users.DisabledFilter = "(employeeType=disabled)"
+	if adjust != nil {
+		adjust(&c)
+	}
+	src, err := ldap.New(c, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return src
 }
 
-func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {
+func ldapServer(t *testing.T, tn *sourcetest.Tenant) *slapdtest.Server {
 	d := &slapdtest.Directory{}
 	for _, u := range tn.Users {
 		su := slapdtest.User{UID: u.UPN, CN: u.Name, Mail: u.Mail}
@@ -131,22 +166,25 @@ func ldapSource(t *testing.T, tn *sourcetest.Tenant) *ldap.Source {
 		}
 		d.Groups = append(d.Groups, sg)
 	}
-	srv := slapdtest.New(t, slapdtest.WithDirectory(d))
-	c := config.Default().Source.LDAP
-	c.Flavor, c.URL, c.CAFile, c.BaseDN = "openldap", srv.LDAPSURL, srv.CAFile, srv.BaseDN
-	c.BindDN, c.BindPassword = srv.BindDN, config.Secret(srv.BindPassword)
-	c.PageSize = 5 // the server refuses unpaged searches over 10 entries
-	c.RequestTimeout = config.Duration(10 * time.Second)
-	c.Users.UPNAttribute = "uid"
-	c.Users.DisabledFilter = "(employeeType=disabled)"
-	src, err := ldap.New(c)
+	return slapdtest.New(t, slapdtest.WithDirectory(d))
+}
+
+func authentikSource(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authentik.Source {
+	srv := authentikServer(t, tn, legacy)
+	return authentikClient(t, srv)
+}
+
+func authentikClient(t *testing.T, srv *authentiktest.Server, opts ...authentik.Option) *authentik.Source {
+	c := config.Default().Source.Authentik
+	c.URL, c.Token, c.PageSize = srv.URL, config.Secret(srv.Token()), 5
+	src, err := authentik.New(c, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return src
 }
 
-func authentikSource(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authentik.Source {
+func authentikServer(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authentiktest.Server {
 	at := &authentiktest.Tenant{}
 	pk := map[string]int{}
 	for i, u := range tn.Users {
@@ -170,12 +208,5 @@ func authentikSource(t *testing.T, tn *sourcetest.Tenant, legacy bool) *authenti
 	if legacy {
 		opts = append(opts, authentiktest.WithLegacyParent())
 	}
-	srv := authentiktest.New(t, at, opts...)
-	c := config.Default().Source.Authentik
-	c.URL, c.Token, c.PageSize = srv.URL, config.Secret(srv.Token()), 5
-	src, err := authentik.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return authentiktest.New(t, at, opts...)
 }

@@ -118,8 +118,45 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint, i
 	case epUsers:
 		users := s.visibleUsers(t)
 		slices.SortFunc(users, func(a, b User) int { return strings.Compare(a.Username, b.Username) })
-		if v := q.Get("username"); v != "" {
-			users = slices.DeleteFunc(users, func(u User) bool { return u.Username != v })
+		// Exact filters, as authentik's UserFilter has them.
+		for param, field := range map[string]func(User) string{
+			"username": func(u User) string { return u.Username },
+			"email":    func(u User) string { return u.Email },
+			"name":     func(u User) string { return u.Name },
+			"uuid":     func(u User) string { return UserUUID(u.PK) },
+			"path":     func(u User) string { return u.Path },
+		} {
+			if v := q.Get(param); v != "" {
+				users = slices.DeleteFunc(users, func(u User) bool { return field(u) != v })
+			}
+		}
+		if v := q.Get("attributes"); v != "" {
+			var want map[string]any
+			if err := json.Unmarshal([]byte(v), &want); err != nil {
+				detail(w, http.StatusBadRequest, "attributes: "+err.Error())
+				return
+			}
+			users = slices.DeleteFunc(users, func(u User) bool {
+				for k, v := range want {
+					if fmt.Sprint(u.Attributes[k]) != fmt.Sprint(v) {
+						return true
+					}
+				}
+				return false
+			})
+		}
+		// groups_by_pk and groups_by_name (repeatable): members of any of
+		// the groups, each user once.
+		if pks, names := q["groups_by_pk"], q["groups_by_name"]; len(pks)+len(names) > 0 {
+			in := map[int]bool{}
+			for _, g := range t.Groups {
+				if slices.Contains(pks, g.PK) || slices.Contains(names, g.Name) {
+					for _, pk := range g.Users {
+						in[pk] = true
+					}
+				}
+			}
+			users = slices.DeleteFunc(users, func(u User) bool { return !in[u.PK] })
 		}
 		if v := q.Get("is_active"); v != "" {
 			want := boolParam(v, true)

@@ -2,6 +2,7 @@ package authentiktest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -119,6 +120,40 @@ func TestAuthAndErrors(t *testing.T) {
 	} {
 		if _, err := NewServer(bad); err == nil {
 			t.Errorf("accepted %+v", bad)
+		}
+	}
+}
+
+// TestUserFilters: the exact filters and groups_by_pk/groups_by_name, as
+// authentik's UserFilter has them.
+func TestUserFilters(t *testing.T) {
+	tn := tenant()
+	tn.Users[2].Email = "c@example.com"
+	tn.Users[3].Attributes = map[string]any{"employeeId": "42"}
+	srv := New(t, tn)
+	for _, c := range []struct {
+		query string
+		want  []any
+	}{
+		{"username=b-user", []any{2.0}},
+		{"email=c%40example.com", []any{3.0}},
+		{`attributes=%7B%22employeeId%22%3A%2242%22%7D`, []any{4.0}},
+		{"groups_by_pk=" + GroupPK("B"), []any{1.0, 2.0}},
+		{"groups_by_name=A&groups_by_name=B", []any{1.0, 2.0}},
+		{"groups_by_name=A", nil},
+		{"uuid=" + UserUUID(5), []any{5.0}},
+		{"username=nobody", nil},
+	} {
+		status, doc := get(t, srv, "/api/v3/core/users/?"+c.query, srv.Token())
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d", c.query, status)
+		}
+		var pks []any
+		for _, r := range doc["results"].([]any) {
+			pks = append(pks, r.(map[string]any)["pk"])
+		}
+		if fmt.Sprint(pks) != fmt.Sprint(c.want) {
+			t.Errorf("%s: pks %v, want %v", c.query, pks, c.want)
 		}
 	}
 }

@@ -9,7 +9,9 @@
 //	GET  /v1.0/groups/{id}                    $select
 //	GET  /v1.0/groups/{id}/members            casts /graph.user, /microsoft.graph.group...; $select $top $filter
 //	GET  /v1.0/groups/{id}/transitiveMembers  the same, flattened, nested groups included
-//	GET  /v1.0/users, /v1.0/users/{id|upn}    as groups
+//	GET  /v1.0/users, /v1.0/users/{id|upn}    as groups; an unknown id or upn is 404
+//	GET  /v1.0/{users|groups}/{id}/memberOf   the groups it is directly in; casts, $select $top $filter as members
+//	GET  .../{id}/transitiveMemberOf          the same, through nesting, never the object itself
 //	GET  /v1.0/groups/delta, /v1.0/users/delta  delta queries: $select (members), $filter=id eq, $deltatoken=latest; see delta.go
 //	GET  .../$count on any of the collections  text/plain, with ConsistencyLevel: eventual
 //	GET  /v1.0/organization                   needs Organization.Read.All or Directory.Read.All

@@ -266,7 +266,7 @@ func resourceUnits(ep Endpoint, selected bool) int {
 	switch ep {
 	case EndpointMembers:
 		cost = 3
-	case EndpointTransitiveMembers:
+	case EndpointTransitiveMembers, EndpointTransitiveMemberOf:
 		cost = 5
 	case EndpointUsers, EndpointUser, EndpointUsersDelta:
 		cost = 2

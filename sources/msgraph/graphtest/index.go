@@ -48,6 +48,11 @@ type index struct {
 	mu        sync.Mutex
 	trans     map[int32][]int32
 	transSize int
+
+	// parents holds each object's direct parent groups, built on first
+	// use (memberof.go).
+	parentsOnce sync.Once
+	parents     map[int32][]int32
 }
 
 const transitiveCacheMax = 8 << 20

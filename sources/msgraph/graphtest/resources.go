@@ -86,13 +86,20 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		return
 	}
 	perms := s.permissions()
-	switch rt.ep {
-	case EndpointUsers, EndpointUser, EndpointUsersDelta:
+	switch {
+	case (rt.ep == EndpointMemberOf || rt.ep == EndpointTransitiveMemberOf) && rt.user:
+		// A user's memberships: User.Read.All is the least privilege,
+		// GroupMember.Read.All serves too.
+		if !perms.canRead(kindUser) && !perms.canRead(kindGroup) {
+			s.writeError(w, r, forbidden)
+			return
+		}
+	case rt.ep == EndpointUsers || rt.ep == EndpointUser || rt.ep == EndpointUsersDelta:
 		if !perms.canRead(kindUser) {
 			s.writeError(w, r, forbidden)
 			return
 		}
-	case EndpointOrganization:
+	case rt.ep == EndpointOrganization:
 		if !perms.anyOf("Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All") {
 			s.writeError(w, r, forbidden)
 			return
@@ -115,6 +122,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		kinds = []kind{kindUser}
 	case rt.hasCast:
 		kinds = []kind{rt.cast}
+	case rt.ep == EndpointMemberOf || rt.ep == EndpointTransitiveMemberOf:
+		kinds = []kind{kindGroup}
 	case rt.ep == EndpointMembers || rt.ep == EndpointTransitiveMembers:
 		kinds = []kind{kindUser, kindGroup, kindDevice, kindServicePrincipal, kindOrgContact}
 	}
@@ -128,7 +137,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		return
 	}
 	// Filtering members is an advanced query on Graph.
-	if (rt.ep == EndpointMembers || rt.ep == EndpointTransitiveMembers) && q.filter != nil && (!q.advanced || !q.count) {
+	if (rt.ep == EndpointMembers || rt.ep == EndpointTransitiveMembers || rt.ep == EndpointMemberOf || rt.ep == EndpointTransitiveMemberOf) &&
+		q.filter != nil && (!q.advanced || !q.count) {
 		s.writeError(w, r, unsupported("Filtering members requires ConsistencyLevel: eventual and $count=true."))
 		return
 	}
@@ -156,7 +166,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 		}
 		o, ok := ix.lookup(k, rt.id)
 		if !ok {
-			s.writeError(w, r, notFound(rt.id))
+			s.writeError(w, r, notFoundOf(k, rt.id))
 			return
 		}
 		ctx := base + kindNames[k] + "s/$entity"
@@ -180,6 +190,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route, it
 			p.cast, p.hasCast = rt.cast, true
 		}
 		s.writePage(w, r, ix, q, items, p)
+	case EndpointMemberOf, EndpointTransitiveMemberOf:
+		s.serveMemberOf(w, r, ix, q, rt, &limited)
 	case EndpointOrganization:
 		s.writeOrganization(w)
 	}

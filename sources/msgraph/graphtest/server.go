@@ -297,6 +297,7 @@ type route struct {
 	cast    kind
 	hasCast bool
 	count   bool        // a /$count segment: the number of objects, as text
+	user    bool        // memberOf and transitiveMemberOf: of a user (else of a group)
 	tenant  string      // for the token endpoints
 	err     *graphError // for a path Graph would refuse
 }
@@ -310,7 +311,7 @@ func parseRoute(path string) route {
 	if n := len(seg); n > 1 && seg[n-1] == "$count" {
 		rt := parseRoute("/v1.0/" + strings.Join(seg[:n-1], "/"))
 		switch rt.ep {
-		case EndpointGroups, EndpointUsers, EndpointMembers, EndpointTransitiveMembers:
+		case EndpointGroups, EndpointUsers, EndpointMembers, EndpointTransitiveMembers, EndpointMemberOf, EndpointTransitiveMemberOf:
 			rt.count = true
 			return rt
 		}
@@ -331,6 +332,9 @@ func parseRoute(path string) route {
 				return route{ep: EndpointUsersDelta}
 			}
 			return route{ep: EndpointGroupsDelta}
+		}
+		if len(seg) >= 3 && len(seg) <= 4 && (is(2, "memberOf") || is(2, "transitiveMemberOf")) {
+			return parseMemberOf(seg, is(0, "users"))
 		}
 		if is(0, "users") {
 			switch len(seg) {

@@ -23,13 +23,15 @@ const (
 	EndpointToken                               // POST /{tenant}/oauth2/v2.0/token
 	EndpointGroupsDelta                         // GET /v1.0/groups/delta (one page)
 	EndpointUsersDelta                          // GET /v1.0/users/delta (one page)
+	EndpointMemberOf                            // GET /v1.0/{users|groups}/{id}/memberOf[/cast] (one page)
+	EndpointTransitiveMemberOf                  // GET /v1.0/{users|groups}/{id}/transitiveMemberOf[/cast] (one page)
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
 	"other", "groups", "group", "members", "transitiveMembers", "users", "user",
 	"organization", "batch", "openid-configuration", "instance-discovery", "token",
-	"groupsDelta", "usersDelta",
+	"groupsDelta", "usersDelta", "memberOf", "transitiveMemberOf",
 }
 
 func (e Endpoint) String() string {
@@ -41,7 +43,7 @@ func (e Endpoint) String() string {
 
 // isResource reports whether the endpoint reads directory data.
 func (e Endpoint) isResource() bool {
-	return e >= EndpointGroups && e <= EndpointOrganization || e == EndpointGroupsDelta || e == EndpointUsersDelta
+	return e >= EndpointGroups && e <= EndpointOrganization || e >= EndpointGroupsDelta && e <= EndpointTransitiveMemberOf
 }
 
 // Stats counts the requests the server received, whatever their answer.
@@ -58,40 +60,45 @@ type Stats struct {
 	Organization          int64
 	GroupDeltaPages       int64 // GET /groups/delta, one per page
 	UserDeltaPages        int64 // GET /users/delta, one per page
-	BatchPosts            int64
-	BatchItems            int64
-	TokenRequests         int64
-	OpenIDConfiguration   int64
-	InstanceDiscovery     int64
-	Other                 int64
-	Throttled             int64 // answered 429 by the throttle (not by faults)
-	Faults                int64 // faults injected
-	ResourceUnits         int64 // throttling cost of the requests served
+	MemberOfPages         int64 // GET /users|groups/{id}/memberOf, one per page
+	// TransitiveMemberOfPages counts GET /users|groups/{id}/transitiveMemberOf, one per page.
+	TransitiveMemberOfPages int64
+	BatchPosts              int64
+	BatchItems              int64
+	TokenRequests           int64
+	OpenIDConfiguration     int64
+	InstanceDiscovery       int64
+	Other                   int64
+	Throttled               int64 // answered 429 by the throttle (not by faults)
+	Faults                  int64 // faults injected
+	ResourceUnits           int64 // throttling cost of the requests served
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	c := func(e Endpoint) int64 { return s.counts[e].Load() }
 	return Stats{
-		Requests:              s.requests.Load(),
-		GroupPages:            c(EndpointGroups),
-		GroupGets:             c(EndpointGroup),
-		MemberPages:           c(EndpointMembers),
-		TransitiveMemberPages: c(EndpointTransitiveMembers),
-		UserPages:             c(EndpointUsers),
-		UserGets:              c(EndpointUser),
-		Organization:          c(EndpointOrganization),
-		GroupDeltaPages:       c(EndpointGroupsDelta),
-		UserDeltaPages:        c(EndpointUsersDelta),
-		BatchPosts:            c(EndpointBatch),
-		BatchItems:            s.batchItems.Load(),
-		TokenRequests:         c(EndpointToken),
-		OpenIDConfiguration:   c(EndpointOpenIDConfiguration),
-		InstanceDiscovery:     c(EndpointInstanceDiscovery),
-		Other:                 c(EndpointOther),
-		Throttled:             s.throttled.Load(),
-		Faults:                s.faults.Load(),
-		ResourceUnits:         s.resourceUnits.Load(),
+		Requests:                s.requests.Load(),
+		GroupPages:              c(EndpointGroups),
+		GroupGets:               c(EndpointGroup),
+		MemberPages:             c(EndpointMembers),
+		TransitiveMemberPages:   c(EndpointTransitiveMembers),
+		UserPages:               c(EndpointUsers),
+		UserGets:                c(EndpointUser),
+		Organization:            c(EndpointOrganization),
+		GroupDeltaPages:         c(EndpointGroupsDelta),
+		UserDeltaPages:          c(EndpointUsersDelta),
+		MemberOfPages:           c(EndpointMemberOf),
+		TransitiveMemberOfPages: c(EndpointTransitiveMemberOf),
+		BatchPosts:              c(EndpointBatch),
+		BatchItems:              s.batchItems.Load(),
+		TokenRequests:           c(EndpointToken),
+		OpenIDConfiguration:     c(EndpointOpenIDConfiguration),
+		InstanceDiscovery:       c(EndpointInstanceDiscovery),
+		Other:                   c(EndpointOther),
+		Throttled:               s.throttled.Load(),
+		Faults:                  s.faults.Load(),
+		ResourceUnits:           s.resourceUnits.Load(),
 	}
 }
 
