@@ -276,7 +276,7 @@ func newSource(cfg *config.Config, log *zap.Logger, eo engineOptions) (gsync.Sou
 	case "ldap":
 		return ldap.New(cfg.Source.LDAP, ldap.WithLogger(log), ldap.WithMapping(cfg.Mapping))
 	case "authentik":
-		return authentik.New(cfg.Source.Authentik, append([]authentik.Option{authentik.WithLogger(log)},
+		return authentik.New(cfg.Source.Authentik, append([]authentik.Option{authentik.WithLogger(log), authentik.WithMapping(cfg.Mapping)},
 			eo.authentikOptions()...)...)
 	}
 	return nil, fmt.Errorf("source.type: %q is not a source groupsync knows", cfg.Source.Type)
