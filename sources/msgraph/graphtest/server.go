@@ -30,6 +30,7 @@ type Server struct {
 	ix       atomic.Pointer[index]
 	mutateMu sync.Mutex
 	delta    deltaLog
+	subs     subStore // change notifications: subscriptions.go
 
 	mu        sync.Mutex // guards what follows
 	latency   time.Duration
@@ -258,7 +259,9 @@ func (s *Server) Mutate(fn func(*Tenant)) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
+	old := s.ix.Load()
 	s.commit(newIndex(t))
+	s.notifyTenantChange(old, s.ix.Load())
 	return nil
 }
 
@@ -299,6 +302,7 @@ type route struct {
 	count   bool        // a /$count segment: the number of objects, as text
 	tenant  string      // for the token endpoints
 	err     *graphError // for a path Graph would refuse
+	sub     subRoute    // /subscriptions: subscriptions.go
 }
 
 func parseRoute(path string) route {
@@ -322,6 +326,8 @@ func parseRoute(path string) route {
 		return route{ep: EndpointBatch}
 	case len(seg) == 1 && is(0, "organization"):
 		return route{ep: EndpointOrganization}
+	case is(0, "subscriptions"):
+		return parseSubscriptionRoute(seg)
 	case is(0, "groups") || is(0, "users"):
 		if len(seg) > 1 && isDelta(seg[1]) {
 			if len(seg) > 2 {
@@ -400,6 +406,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serve := func(w http.ResponseWriter) {
+		if rt.sub.kind != subNone {
+			s.serveSubscription(w, r, rt)
+			return
+		}
 		switch rt.ep {
 		case EndpointOpenIDConfiguration:
 			s.serveOpenIDConfiguration(w, r, rt)
