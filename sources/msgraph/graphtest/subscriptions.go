@@ -2,6 +2,7 @@ package graphtest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -422,6 +423,29 @@ type subscriptionBody struct {
 	ClientState              *string `json:"clientState"`
 }
 
+// readSubscriptionBody decodes a subscription, gzip-compressed or not (the
+// SDK compresses request bodies).
+func readSubscriptionBody(r *http.Request) (subscriptionBody, *graphError) {
+	var b subscriptionBody
+	var body io.Reader = io.LimitReader(r.Body, 1<<20)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return b, invalidRequest("The request body is not valid gzip: %v", err)
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, 1<<20)
+	default:
+		return b, newError(http.StatusUnsupportedMediaType, "BadRequest", "Content-Encoding '%s' is not supported.", enc)
+	}
+	if err := json.NewDecoder(body).Decode(&b); err != nil {
+		return b, invalidRequest("The request body is not valid JSON: %v", err)
+	}
+	return b, nil
+}
+
 func invalidRequest(format string, args ...any) *graphError {
 	return newError(http.StatusBadRequest, "InvalidRequest", format, args...)
 }
@@ -457,14 +481,13 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request, rt ro
 			return http.StatusOK, s.subscriptionJSON(sub, false)
 		})
 	case rt.sub.kind == subItem && r.Method == http.MethodPatch:
-		var b subscriptionBody
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&b); err != nil {
-			s.writeError(w, r, invalidRequest("The request body is not valid JSON: %v", err))
+		b, gerr := readSubscriptionBody(r)
+		if gerr != nil {
+			s.writeError(w, r, gerr)
 			return
 		}
 		var exp time.Time
 		if b.ExpirationDateTime != nil {
-			var gerr *graphError
 			if exp, gerr = s.checkExpiration(*b.ExpirationDateTime); gerr != nil {
 				s.writeError(w, r, gerr)
 				return
@@ -518,9 +541,9 @@ func (s *Server) withSubscription(w http.ResponseWriter, r *http.Request, id str
 }
 
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
-	var b subscriptionBody
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&b); err != nil {
-		s.writeError(w, r, invalidRequest("The request body is not valid JSON: %v", err))
+	b, gerr := readSubscriptionBody(r)
+	if gerr != nil {
+		s.writeError(w, r, gerr)
 		return
 	}
 	str := func(p *string) string {
