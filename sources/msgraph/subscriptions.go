@@ -158,18 +158,25 @@ func (m *Subscriptions) ensure(ctx context.Context) error {
 	return nil
 }
 
-// Run calls Ensure now and then every interval until ctx ends, logging
-// failures: a failed renewal is tried again at the next tick, and the
-// scheduled run covers the changes missed meanwhile.
+// Run calls Ensure now and then every interval until ctx ends. A failure
+// is logged and tried again sooner, after a minute doubling up to the
+// interval (at start the daemon's listener may not serve yet, and Graph
+// validates the URL before it creates anything); the scheduled run covers
+// the changes missed meanwhile.
 func (m *Subscriptions) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+	retry := min(time.Minute, every)
 	for {
+		wait := every
 		if err := m.Ensure(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("Graph change notifications: cannot keep the subscription", zap.Error(err))
+			m.log.Error("Graph change notifications: cannot keep the subscription", zap.Error(err), zap.Duration("retry_in", retry))
+			wait, retry = retry, min(retry*2, every)
+		} else {
+			retry = min(time.Minute, every)
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}

@@ -336,3 +336,16 @@ func TestSubscriptionErrors(t *testing.T) {
 		t.Fatal("no notification URL accepted")
 	}
 }
+
+func TestSubscriptionRunRetriesSooner(t *testing.T) {
+	r := newSubsRig(t, "")
+	r.srv.SetPermissions("GroupMember.Read.All") // creation fails at first
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.m.Run(ctx, 200*time.Millisecond); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	r.srv.SetPermissions("Group.Read.All")
+	waitFor(t, "the subscription", func() bool { return len(r.srv.Subscriptions()) == 1 })
+	cancel()
+	<-done
+}
