@@ -70,6 +70,8 @@ type MSGraph struct {
 
 	// Delta reads incrementally with Graph delta queries.
 	Delta MSGraphDelta `yaml:"delta"`
+	// Subscriptions subscribes to Graph change notifications (daemon).
+	Subscriptions MSGraphSubscriptions `yaml:"subscriptions"`
 }
 
 // MSGraphGroups chooses which Entra groups are read. The engine's
@@ -259,6 +261,7 @@ func Default() Config {
 				MaxRetryWait:        Duration(5 * time.Minute),
 				RequestTimeout:      Duration(100 * time.Second),
 				Delta:               defaultMSGraphDelta(),
+				Subscriptions:       defaultMSGraphSubscriptions(),
 			},
 			LDAP:      defaultLDAP(),
 			Authentik: defaultAuthentik(),

@@ -264,6 +264,7 @@ func (g MSGraph) validate(add func(field, format string, args ...any)) {
 		add(p+"groups.include_distribution", "contradicts groups.security_enabled_only (distribution lists are not security-enabled)")
 	}
 	g.Delta.validate(add)
+	g.Subscriptions.validate(add)
 }
 
 // IsLoopback reports whether host is localhost or a loopback address.

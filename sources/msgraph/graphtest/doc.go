@@ -17,6 +17,7 @@
 //	GET  /v1.0/organization                   needs Organization.Read.All or Directory.Read.All
 //	POST /v1.0/$batch                         up to 20 items, gzip bodies, answers in reverse order
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration, POST /{tenant}/oauth2/v2.0/token
+//	POST/GET/PATCH/DELETE /v1.0/subscriptions[/{id}[/reauthorize]]  change notifications on groups, delivered over HTTP; see subscriptions.go
 //
 // Anything else ($expand, $orderby, writes) answers 501, or
 // 400 for query options, with a message naming graphtest, so a gap in the

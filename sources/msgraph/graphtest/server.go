@@ -30,6 +30,7 @@ type Server struct {
 	ix       atomic.Pointer[index]
 	mutateMu sync.Mutex
 	delta    deltaLog
+	subs     subStore // change notifications: subscriptions.go
 
 	mu        sync.Mutex // guards what follows
 	latency   time.Duration
@@ -258,7 +259,9 @@ func (s *Server) Mutate(fn func(*Tenant)) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
+	old := s.ix.Load()
 	s.commit(newIndex(t))
+	s.notifyTenantChange(old, s.ix.Load())
 	return nil
 }
 
@@ -300,6 +303,7 @@ type route struct {
 	user    bool        // memberOf and transitiveMemberOf: of a user (else of a group)
 	tenant  string      // for the token endpoints
 	err     *graphError // for a path Graph would refuse
+	sub     subRoute    // /subscriptions: subscriptions.go
 }
 
 func parseRoute(path string) route {
@@ -323,6 +327,8 @@ func parseRoute(path string) route {
 		return route{ep: EndpointBatch}
 	case len(seg) == 1 && is(0, "organization"):
 		return route{ep: EndpointOrganization}
+	case is(0, "subscriptions"):
+		return parseSubscriptionRoute(seg)
 	case is(0, "groups") || is(0, "users"):
 		if len(seg) > 1 && isDelta(seg[1]) {
 			if len(seg) > 2 {
@@ -404,6 +410,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serve := func(w http.ResponseWriter) {
+		if rt.sub.kind != subNone {
+			s.serveSubscription(w, r, rt)
+			return
+		}
 		switch rt.ep {
 		case EndpointOpenIDConfiguration:
 			s.serveOpenIDConfiguration(w, r, rt)
