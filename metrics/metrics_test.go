@@ -201,7 +201,7 @@ func TestDaemonSeries(t *testing.T) {
 	m.ConfigLoaded(true, errors.New("daemon.schedule: bad"), time.Unix(1600000100, 0))
 	m.SetBuildInfo("v1.2.3")
 	want := `
-# HELP groupsync_run_triggers_total Run triggers by trigger (start, schedule, http) and outcome (started; skipped while a run was in progress or the daemon stopping).
+# HELP groupsync_run_triggers_total Run triggers by trigger (start, schedule, http, event: queued events) and outcome (started; skipped while a run was in progress or the daemon stopping).
 # TYPE groupsync_run_triggers_total counter
 groupsync_run_triggers_total{outcome="skipped",trigger="schedule"} 1
 groupsync_run_triggers_total{outcome="started",trigger="http"} 1
@@ -396,6 +396,7 @@ func TestDocsAndDashboardNameRealMetrics(t *testing.T) {
 	m.Trigger("schedule", true)
 	m.ConfigLoaded(true, nil, time.Now())
 	m.SetBuildInfo("dev")
+	m.EventReceived("authentik")
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
 	get(t, &http.Client{Transport: m.Transport(metrics.TargetSink, nil)}, srv.URL)
