@@ -264,17 +264,25 @@ type Run struct {
 	Err      error
 	End      time.Time
 	Duration time.Duration
+	// Targeted is a run of a slice (some users, some groups: an event):
+	// it counts in the runs, guard trips and tuple counters, but leaves
+	// the duration histogram, the last-run and last-success times and the
+	// source and plan gauges to full runs, which those describe (a
+	// succeeding user's run must not hide failing full runs from alerts).
+	Targeted bool
 }
 
 // ObserveRun records a finished run and returns its result.
 func (m *Metrics) ObserveRun(r Run) Result {
 	res := ResultOf(r.Err)
 	m.runs.WithLabelValues(string(res)).Inc()
-	m.runDuration.Observe(r.Duration.Seconds())
-	m.lastDuration.Set(r.Duration.Seconds())
-	m.lastRun.Set(unix(r.End))
-	if res == ResultOK {
-		m.lastSuccess.Set(unix(r.End))
+	if !r.Targeted {
+		m.runDuration.Observe(r.Duration.Seconds())
+		m.lastDuration.Set(r.Duration.Seconds())
+		m.lastRun.Set(unix(r.End))
+		if res == ResultOK {
+			m.lastSuccess.Set(unix(r.End))
+		}
 	}
 	var guard *gsync.GuardError
 	if errors.As(r.Err, &guard) && guard.Trip != nil {
@@ -293,6 +301,9 @@ func (m *Metrics) ObserveRun(r Run) Result {
 		for _, f := range a.Failed {
 			m.failed.WithLabelValues(f.Op).Inc()
 		}
+	}
+	if r.Targeted {
+		return res
 	}
 
 	m.observeMu.Lock()
