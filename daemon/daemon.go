@@ -294,7 +294,7 @@ func (d *Daemon) Run(parent context.Context, ln net.Listener) error {
 				serveErr <- err
 			}
 		}()
-		d.log.Info("serving /metrics, /healthz, /readyz, /run and the event endpoints", zap.String("addr", ln.Addr().String()),
+		d.log.Info("serving /metrics, /healthz, /readyz and /run", zap.String("addr", ln.Addr().String()),
 			zap.Bool("trigger_enabled", cfg.Daemon.Trigger.Enabled), zap.Bool("webhooks_enabled", cfg.Daemon.Webhooks.Enabled))
 	}
 	d.log.Info("daemon started", zap.String("schedule", cfg.Daemon.Schedule), zap.Duration("jitter", time.Duration(cfg.Daemon.Jitter)),
