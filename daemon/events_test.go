@@ -286,3 +286,230 @@ func TestEventsAndScheduledRunsNeverOverlap(t *testing.T) {
 		}
 	})
 }
+
+// A full queue answers 503 with Retry-After and counts the drop; the HTTP
+// handler never waits for room.
+func TestEventQueueFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		gate := make(chan struct{})
+		s.do = func(context.Context, gsync.Slice) (*gsync.Report, error) { <-gate; return &gsync.Report{}, nil }
+		h := startEvents(t, hooks(", queue_size: 2"), r, s, nil)
+		defer h.stop()
+		srv := h.d.Handler()
+		auth := "Bearer " + hookToken
+		post(t, srv, "/sync/user/first", auth, "")
+		time.Sleep(3 * time.Second) // first's run holds the loop
+		for _, u := range []string{"a", "b"} {
+			if rec := post(t, srv, "/sync/user/"+u, auth, ""); rec.Code != 202 {
+				t.Fatalf("%s: %d", u, rec.Code)
+			}
+		}
+		rec := post(t, srv, "/sync/user/c", auth, "")
+		if rec.Code != 503 || rec.Header().Get("Retry-After") != "30" || !strings.Contains(rec.Body.String(), "daemon.webhooks.queue_size") {
+			t.Fatalf("a full queue: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+		if rec := post(t, srv, "/sync/user/a", auth, ""); rec.Code != 202 {
+			t.Fatalf("a duplicate in a full queue: %d", rec.Code)
+		}
+		if h.counter("groupsync_events_dropped_total") != 1 || h.counter("groupsync_event_queue_depth") != 2 {
+			t.Fatal("metrics of the full queue")
+		}
+		close(gate)
+		time.Sleep(3 * time.Second) // a's coalesce window ends 2s after it came
+		if _, got := s.got(); len(got) != 2 || !slices.Equal(got[1].Users, []string{"a", "b"}) {
+			t.Fatalf("runs %+v", got)
+		}
+	})
+}
+
+func TestEventEndpointsAuth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		h := startEvents(t, `{schedule: "@hourly", run_at_start: false, trigger: {enabled: true, token: `+token+`}}`, r, s, nil)
+		defer h.stop()
+		for _, p := range []string{"/sync/user/a", "/webhooks/authentik"} {
+			if rec := post(t, h.d.Handler(), p, "Bearer "+hookToken, `{"username": "a"}`); rec.Code != 404 {
+				t.Fatalf("%s while off: %d", p, rec.Code)
+			}
+		}
+		h.l.set(parse(t, `{schedule: "@hourly", run_at_start: false, trigger: {enabled: true, token: `+token+`}, webhooks: {enabled: true, token: `+hookToken+`}}`), nil)
+		if err := h.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		srv := h.d.Handler()
+		for _, p := range []string{"/sync/user/a", "/sync/group/g", "/webhooks/authentik"} {
+			// The trigger's token does not open the event endpoints.
+			for _, auth := range []string{"", "Bearer", "Bearer " + token, "Bearer " + hookToken + "x", "Basic " + hookToken, hookToken} {
+				rec := post(t, srv, p, auth, `{"username": "a"}`)
+				if rec.Code != 401 || rec.Header().Get("WWW-Authenticate") == "" {
+					t.Fatalf("%s with %q: %d", p, auth, rec.Code)
+				}
+			}
+			if rec := get(t, srv, "GET", p, "Bearer "+hookToken); rec.Code != 405 || rec.Header().Get("Allow") != "POST" {
+				t.Fatalf("GET %s: %d", p, rec.Code)
+			}
+		}
+		// Nor does the events' token open POST /run.
+		if rec := post(t, srv, "/run", "Bearer "+hookToken, ""); rec.Code != 401 {
+			t.Fatalf("POST /run with the events' token: %d", rec.Code)
+		}
+		if h.counter("groupsync_events_received_total", "origin", "generic") != 0 || h.logs.FilterMessage("event request refused: missing or wrong bearer token").Len() != 18 {
+			t.Fatal("refused requests reached the queue, or were not logged")
+		}
+		if rec := post(t, srv, "/sync/user/a", "bearer "+hookToken, ""); rec.Code != 202 {
+			t.Fatalf("the right token: %d", rec.Code)
+		}
+		for _, e := range h.logs.All() {
+			if strings.Contains(e.Message+toString(e.ContextMap()), hookToken) {
+				t.Fatalf("the token is in the log: %s %v", e.Message, e.ContextMap())
+			}
+		}
+	})
+}
+
+// Bad requests are refused with what was expected, and logged; none panics
+// or queues anything.
+func TestEventBadRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		h := startEvents(t, hooks(""), r, s, nil)
+		defer h.stop()
+		srv := h.d.Handler()
+		auth := "Bearer " + hookToken
+		for _, tc := range []struct {
+			path, body string
+			status     int
+			says       string
+		}{
+			{"/sync/user/", "", 400, "the user is empty"},
+			{"/sync/users/a", "", 400, "expected /sync/user/{key} or /sync/group/{id}"},
+			{"/sync/user/a/b", "", 400, "expected /sync/user/{key}"},
+			{"/sync/user/a%00", "", 400, "control character"},
+			{"/webhooks/authentik", "", 400, "not a JSON object"},
+			{"/webhooks/authentik", "model_updated: {'model': ...}", 400, "not a JSON object"},
+			{"/webhooks/authentik", `{"severity": "notice"}`, 400, `expected a JSON object with "username", "email", "user" or "group"`},
+			{"/webhooks/authentik", `{"username": ["a"]}`, 400, `"username" is not a string`},
+			{"/webhooks/authentik", `{"username": "` + strings.Repeat("a", 70000) + `"}`, 413, "larger than 65536 bytes"},
+			// The default mapping.user.key is id: a username cannot name the user.
+			{"/webhooks/authentik", `{"username": "alice"}`, 422, "mapping.user.key is id"},
+		} {
+			rec := post(t, srv, tc.path, auth, tc.body)
+			if a := decode(t, rec); rec.Code != tc.status || !strings.Contains(a.Reason, tc.says) {
+				t.Errorf("%s %.40q: %d %s, want %d ...%s...", tc.path, tc.body, rec.Code, rec.Body, tc.status, tc.says)
+			}
+		}
+		if n := h.logs.FilterMessage("event request refused").Len(); n != 10 {
+			t.Errorf("%d log lines for 10 refused requests", n)
+		}
+		time.Sleep(time.Minute)
+		if starts, _ := s.got(); len(starts) != 0 || h.counter("groupsync_event_queue_depth") != 0 {
+			t.Fatal("a refused request queued a run")
+		}
+	})
+}
+
+// authentik's notification and a policy's JSON, with the user key
+// username (and group names).
+func TestAuthentikWebhook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		h := startEvents(t, hooks(""), r, s, nil)
+		defer h.stop()
+		c := parse(t, hooks(""))
+		c.Mapping.User.Key = "username"
+		h.l.set(c, nil)
+		if err := h.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		srv := h.d.Handler()
+		auth := "Bearer " + hookToken
+		for _, body := range []string{
+			`{"body": "login: {}", "severity": "notice", "user_email": "akadmin@x", "user_username": "akadmin", "event_user_email": "alice@x", "event_user_username": "alice"}`,
+			`{"username": "bob"}`,
+			`{"group": "Sales Team"}`,
+		} {
+			if rec := post(t, srv, "/webhooks/authentik", auth, body); rec.Code != 202 || decode(t, rec).Origin != "authentik" {
+				t.Fatalf("%s: %d %s", body, rec.Code, rec.Body)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		if _, got := s.got(); len(got) != 1 || !slices.Equal(got[0].Users, []string{"alice", "bob"}) || !slices.Equal(got[0].Groups, []string{"Sales Team"}) {
+			t.Fatalf("runs %+v", got)
+		}
+		if h.counter("groupsync_events_received_total", "origin", "authentik") != 3 {
+			t.Fatal("origin authentik not counted")
+		}
+	})
+}
+
+// An event does not get past a guard: its run goes through the engine's
+// guards, and a trip is a guard result like a full run's.
+func TestEventGuardTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		s.do = func(context.Context, gsync.Slice) (*gsync.Report, error) {
+			return &gsync.Report{Command: "apply", Summary: gsync.Summary{ToDelete: 40}},
+				&gsync.GuardError{Trip: &gsync.GuardTrip{Guard: gsync.GuardMaxDeletes, Message: "40 deletes exceed daemon max_deletes 10"}}
+		}
+		h := startEvents(t, hooks(""), r, s, nil)
+		defer h.stop()
+		rec := <-postAsync(h.d.Handler(), "/sync/group/eng?wait=true", "")
+		a := decode(t, rec)
+		if rec.Code != 500 || a.Outcome == nil || a.Outcome.Result != metrics.ResultGuard || !strings.Contains(a.Outcome.Error, "max_deletes") ||
+			a.Outcome.Summary == nil || a.Outcome.Summary.ToDelete != 40 {
+			t.Fatalf("?wait=true on a guard trip: %d %s", rec.Code, rec.Body)
+		}
+		if h.counter("groupsync_guard_trips_total", "guard", "max_deletes") != 1 || h.counter("groupsync_runs_total", "result", "guard") != 1 ||
+			h.counter("groupsync_tuples_planned_total", "operation", "delete") != 40 || h.counter("groupsync_tuples_written_total", "operation", "delete") != 0 {
+			t.Fatal("the guard trip is not in the metrics")
+		}
+		if n, _ := h.histogram("groupsync_event_lag_seconds"); n != 0 {
+			t.Fatal("a stopped run's events counted as applied")
+		}
+		if l := h.logs.FilterMessage("run finished").All(); len(l) != 1 || l[0].ContextMap()["guard"] != "max_deletes" || l[0].ContextMap()["trigger"] != "event" {
+			t.Fatalf("summary %v", l)
+		}
+	})
+}
+
+// The hook for other webhook receivers (Graph change notifications): a
+// handler mounted on the listener enqueues an EventDelta into Queue; it
+// runs as a full Run, coalesced with another delta.
+func TestExtraHandlerEnqueuesDelta(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		var d *daemon.Daemon
+		graph := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if err := d.Queue().Enqueue(daemon.Event{Kind: daemon.EventDelta, Origin: daemon.OriginGraph, Received: time.Now()}); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		})
+		// Off: the extra handler is served all the same; it authenticates
+		// requests itself.
+		h := startEvents(t, `{schedule: "@hourly", run_at_start: false, jitter: 0s}`, r, s, map[string]http.Handler{"POST /webhooks/graph": graph})
+		defer h.stop()
+		d = h.d
+		h.d.Handle("POST /webhooks/extra", graph)
+		h.d.Handle("/run", graph) // conflicts with the daemon's own: left out, logged
+		srv := h.d.Handler()
+		for _, p := range []string{"/webhooks/graph", "/webhooks/extra"} {
+			if rec := post(t, srv, p, "", ""); rec.Code != 202 {
+				t.Fatalf("%s: %d", p, rec.Code)
+			}
+		}
+		if h.logs.FilterMessage("extra handler not mounted").Len() != 1 {
+			t.Fatal("the conflicting pattern is not logged")
+		}
+		time.Sleep(3 * time.Second)
+		if got := r.offsets(h.t0); len(got) != 1 || got[0] != 2*time.Second {
+			t.Fatalf("full runs at %v, want one after the 2s coalesce window", got)
+		}
+		if starts, _ := s.got(); len(starts) != 0 || h.counter("groupsync_events_received_total", "origin", "graph") != 2 ||
+			h.counter("groupsync_events_coalesced_total") != 1 {
+			t.Fatal("a delta ran as a slice, or was not coalesced")
+		}
+	})
+}
