@@ -513,3 +513,26 @@ func TestExtraHandlerEnqueuesDelta(t *testing.T) {
 		}
 	})
 }
+
+// Stopping answers whoever waits for a queued event, and refuses new ones.
+func TestStopAnswersQueuedEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, s := &runs{}, &sliceRuns{}
+		h := startEvents(t, `{schedule: "@hourly", run_at_start: false, webhooks: {enabled: true, token: `+hookToken+`, coalesce: 30s}}`, r, s, nil)
+		defer h.stop()
+		srv := h.d.Handler()
+		waited := postAsync(srv, "/sync/user/alice?wait=true", "")
+		time.Sleep(time.Second)
+		h.stop()
+		rec := <-waited
+		if a := decode(t, rec); rec.Code != 500 || a.Outcome == nil || !strings.Contains(a.Outcome.Error, "the daemon stopped") {
+			t.Fatalf("a waiter at stop: %d %s", rec.Code, rec.Body)
+		}
+		if rec := post(t, srv, "/sync/user/bob", "Bearer "+hookToken, ""); rec.Code != 503 {
+			t.Fatalf("an event after stop: %d", rec.Code)
+		}
+		if starts, _ := s.got(); len(starts) != 0 {
+			t.Fatal("an event ran while stopping")
+		}
+	})
+}
