@@ -49,7 +49,7 @@ func (d *Daemon) serveAuthentik(w http.ResponseWriter, r *http.Request) {
 	if !d.hookAllowed(w, r) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEventBody))
+	body, err := io.ReadAll(r.Body) // bounded by hookAllowed
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

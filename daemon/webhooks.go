@@ -75,6 +75,8 @@ func (d *Daemon) hookAllowed(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
 		return false
 	}
+	// The /sync endpoints read no body, authentik's is small: never more.
+	r.Body = http.MaxBytesReader(w, r.Body, maxEventBody)
 	if !bearer(r, token.Reveal()) {
 		// The token, right or wrong, is never logged.
 		d.log.Warn("event request refused: missing or wrong bearer token", zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
