@@ -412,8 +412,9 @@ func (d *Daemon) stop(cancelHard context.CancelFunc) {
 
 // Trigger starts a run now unless one is in progress or the daemon is not
 // running (before Run, or stopping); trigger names the cause in metrics and
-// logs. The returned channel closes when the started run has ended; then
-// Last returns its outcome.
+// logs. During an event run the run is deferred until that one ends
+// (started is true), unless another already is. The returned channel
+// closes when the started run has ended; then Last returns its outcome.
 func (d *Daemon) Trigger(trigger string) (done <-chan struct{}, started bool) {
 	r, ok := d.start(trigger)
 	if !ok {

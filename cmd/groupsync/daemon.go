@@ -27,7 +27,8 @@ func newDaemonCmd(o *options) *cobra.Command {
 		Long: `daemon runs what apply does on daemon.schedule (cron fields, @hourly,
 "@every 30m"), once at start unless daemon.run_at_start is false, each
 scheduled run delayed by a random jitter below daemon.jitter. Never two
-runs at once: a trigger during a run is skipped and counted.
+runs at once: a trigger during a run is skipped and counted (during an
+event run, it waits for that run to end).
 
 On daemon.listen it serves /metrics (Prometheus), /healthz (liveness),
 /readyz (ready while the last successful run ended within
