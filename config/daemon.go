@@ -37,9 +37,10 @@ type Daemon struct {
 	// ShutdownGrace is how long SIGTERM lets the write requests in flight
 	// finish; no new request starts after the signal. Then the daemon
 	// cancels them and exits.
-	ShutdownGrace Duration      `yaml:"shutdown_grace"`
-	Trigger       DaemonTrigger `yaml:"trigger"`
-	Pushgateway   Pushgateway   `yaml:"pushgateway"`
+	ShutdownGrace Duration       `yaml:"shutdown_grace"`
+	Trigger       DaemonTrigger  `yaml:"trigger"`
+	Webhooks      DaemonWebhooks `yaml:"webhooks"`
+	Pushgateway   Pushgateway    `yaml:"pushgateway"`
 }
 
 // DaemonTrigger is the HTTP endpoint POST /run that starts a run now.
@@ -50,6 +51,33 @@ type DaemonTrigger struct {
 	Token     Secret `yaml:"token"`
 	TokenFile string `yaml:"token_file"` // read at start and on each reload (SIGHUP)
 }
+
+// DaemonWebhooks are the event endpoints: POST /sync/user/{key},
+// POST /sync/group/{id} and POST /webhooks/authentik. Each request queues a
+// targeted run of the users or groups it names; the daemon runs them one at
+// a time, between scheduled runs, which stay the backstop.
+type DaemonWebhooks struct {
+	Enabled bool `yaml:"enabled"`
+	// Token is the bearer token a caller must send; prefer
+	// GROUPSYNC_DAEMON_WEBHOOKS_TOKEN or token_file. It is separate from
+	// the trigger's so that an IdP that may ask for a user's run cannot ask
+	// for a full one.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"` // read at start and on each reload (SIGHUP)
+	// QueueSize bounds the users, groups and delta requests waiting for a
+	// run; when it is full, endpoints answer 503 with Retry-After (the
+	// scheduled run repairs what they were about).
+	QueueSize int `yaml:"queue_size"`
+	// Coalesce is how long the first queued event waits for others, so
+	// that a burst (a group edit that touches many users) becomes one run.
+	Coalesce Duration `yaml:"coalesce"`
+}
+
+// Bounds of daemon.webhooks.
+const (
+	MaxWebhookQueue    = 100000
+	MaxWebhookCoalesce = time.Minute
+)
 
 // Pushgateway receives the metrics of one-shot runs (plan, apply), which
 // end before Prometheus could scrape them.
@@ -68,6 +96,7 @@ func defaultDaemon() Daemon {
 		Jitter:        Duration(time.Minute),
 		Listen:        ":8080",
 		ShutdownGrace: Duration(30 * time.Second),
+		Webhooks:      DaemonWebhooks{QueueSize: 1000, Coalesce: Duration(2 * time.Second)},
 		Pushgateway:   Pushgateway{Job: "groupsync"},
 	}
 }
@@ -126,19 +155,29 @@ func (d Daemon) ReadyAge() time.Duration {
 // TriggerToken returns the trigger's bearer token, from token or from
 // token_file (read now, so that a rotated file is picked up on reload).
 func (t DaemonTrigger) TriggerToken() (Secret, error) {
-	tok := t.Token
-	if t.TokenFile != "" {
-		b, err := os.ReadFile(t.TokenFile)
+	return readToken("daemon.trigger", t.Token, t.TokenFile)
+}
+
+// WebhookToken returns the webhooks' bearer token, from token or from
+// token_file (read now, so that a rotated file is picked up on reload).
+func (w DaemonWebhooks) WebhookToken() (Secret, error) {
+	return readToken("daemon.webhooks", w.Token, w.TokenFile)
+}
+
+// readToken reads the bearer token of the endpoints under prefix.
+func readToken(prefix string, tok Secret, file string) (Secret, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fieldError("daemon.trigger.token_file", "cannot read the file: %v", err)
+			return "", fieldError(prefix+".token_file", "cannot read the file: %v", err)
 		}
 		tok = Secret(strings.TrimSpace(string(b)))
 		if len(tok) < MinTriggerToken {
-			return "", fieldError("daemon.trigger.token_file", "holds a token shorter than %d characters; use a random one, e.g. openssl rand -hex 32", MinTriggerToken)
+			return "", fieldError(prefix+".token_file", "holds a token shorter than %d characters; use a random one, e.g. openssl rand -hex 32", MinTriggerToken)
 		}
 	}
 	if tok == "" {
-		return "", fieldError("daemon.trigger.token", "is required when daemon.trigger.enabled is true; set GROUPSYNC_DAEMON_TRIGGER_TOKEN or daemon.trigger.token_file")
+		return "", fieldError(prefix+".token", "is required when %s.enabled is true; set %s or %s.token_file", prefix, envName(prefix+".token"), prefix)
 	}
 	return tok, nil
 }
@@ -178,19 +217,14 @@ func (d Daemon) validate(add func(field, format string, args ...any)) {
 	if d.ShutdownGrace < 0 {
 		add(p+"shutdown_grace", "must not be negative")
 	}
-	t := d.Trigger
-	switch {
-	case t.Token != "" && t.TokenFile != "":
-		add(p+"trigger.token_file", "is set together with daemon.trigger.token; set one of them")
-	case t.Token != "" && len(t.Token) < MinTriggerToken:
-		add(p+"trigger.token", "is shorter than %d characters; use a random one, e.g. openssl rand -hex 32", MinTriggerToken)
-	case !t.Enabled:
-	case t.TokenFile != "":
-		if _, err := os.Stat(t.TokenFile); err != nil {
-			add(p+"trigger.token_file", "cannot be read: %v", err)
-		}
-	case t.Token == "":
-		add(p+"trigger.token", "is required when daemon.trigger.enabled is true; set GROUPSYNC_DAEMON_TRIGGER_TOKEN or daemon.trigger.token_file")
+	validateToken(add, p+"trigger", d.Trigger.Enabled, d.Trigger.Token, d.Trigger.TokenFile)
+	w := d.Webhooks
+	validateToken(add, p+"webhooks", w.Enabled, w.Token, w.TokenFile)
+	if w.QueueSize < 1 || w.QueueSize > MaxWebhookQueue {
+		add(p+"webhooks.queue_size", "%d is not between 1 and %d", w.QueueSize, MaxWebhookQueue)
+	}
+	if w.Coalesce < 0 || time.Duration(w.Coalesce) > MaxWebhookCoalesce {
+		add(p+"webhooks.coalesce", "%s is not between 0s and %s; events should reach OpenFGA in seconds", time.Duration(w.Coalesce), MaxWebhookCoalesce)
 	}
 	if g := d.Pushgateway; g.URL != "" {
 		if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -199,5 +233,23 @@ func (d Daemon) validate(add func(field, format string, args ...any)) {
 		if g.Job == "" {
 			add(p+"pushgateway.job", "is required with daemon.pushgateway.url, e.g. groupsync")
 		}
+	}
+}
+
+// validateToken checks the bearer token settings of the endpoints under
+// prefix (daemon.trigger, daemon.webhooks).
+func validateToken(add func(field, format string, args ...any), prefix string, enabled bool, tok Secret, file string) {
+	switch {
+	case tok != "" && file != "":
+		add(prefix+".token_file", "is set together with %s.token; set one of them", prefix)
+	case tok != "" && len(tok) < MinTriggerToken:
+		add(prefix+".token", "is shorter than %d characters; use a random one, e.g. openssl rand -hex 32", MinTriggerToken)
+	case !enabled:
+	case file != "":
+		if _, err := os.Stat(file); err != nil {
+			add(prefix+".token_file", "cannot be read: %v", err)
+		}
+	case tok == "":
+		add(prefix+".token", "is required when %s.enabled is true; set %s or %s.token_file", prefix, envName(prefix+".token"), prefix)
 	}
 }

@@ -157,3 +157,55 @@ func TestDaemonEnvOverrides(t *testing.T) {
 		t.Errorf("%+v", d)
 	}
 }
+
+func TestDaemonWebhooks(t *testing.T) {
+	c, err := Parse([]byte(minimal), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Daemon.Webhooks; w.Enabled || w.QueueSize != 1000 || time.Duration(w.Coalesce) != 2*time.Second {
+		t.Errorf("webhook defaults: %+v", w)
+	}
+
+	const tok = "0123456789abcdef-hooks"
+	c, err = Parse([]byte(minimal+"daemon: {webhooks: {enabled: true, queue_size: 50, coalesce: 500ms}}\n"),
+		envOf(map[string]string{"GROUPSYNC_DAEMON_WEBHOOKS_TOKEN": tok}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Daemon.Webhooks
+	if got, err := w.WebhookToken(); err != nil || got.Reveal() != tok || w.QueueSize != 50 || time.Duration(w.Coalesce) != 500*time.Millisecond {
+		t.Fatalf("webhooks from the file and the environment: %+v %v", w, err)
+	}
+	if strings.Contains(sprintf("%v %+v %#v", c.Daemon, c.Daemon, w.Token), tok) {
+		t.Fatal("the webhook token prints")
+	}
+
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Parse([]byte(minimal+"daemon: {webhooks: {enabled: true, token_file: "+file+"}}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Daemon.Webhooks.WebhookToken(); err != nil || got.Reveal() != tok {
+		t.Fatalf("token from the file: %v", err)
+	}
+
+	for _, tc := range []struct{ daemon, field, says string }{
+		{`{webhooks: {enabled: true}}`, "daemon.webhooks.token", "GROUPSYNC_DAEMON_WEBHOOKS_TOKEN"},
+		{`{webhooks: {token: short}}`, "daemon.webhooks.token", "shorter than 16"},
+		{`{webhooks: {enabled: true, token: 0123456789abcdef, token_file: /x}}`, "daemon.webhooks.token_file", "set one of them"},
+		{`{webhooks: {enabled: true, token_file: /nonexistent/token}}`, "daemon.webhooks.token_file", "cannot be read"},
+		{`{webhooks: {queue_size: 0}}`, "daemon.webhooks.queue_size", "not between 1 and 100000"},
+		{`{webhooks: {queue_size: 1000000}}`, "daemon.webhooks.queue_size", "not between 1 and 100000"},
+		{`{webhooks: {coalesce: -1s}}`, "daemon.webhooks.coalesce", "not between 0s and 1m0s"},
+		{`{webhooks: {coalesce: 5m}}`, "daemon.webhooks.coalesce", "not between 0s and 1m0s"},
+	} {
+		_, err := Parse([]byte(minimal+"daemon: "+tc.daemon+"\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), tc.field+": ") || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("daemon: %s: want %s: ...%s..., got %v", tc.daemon, tc.field, tc.says, err)
+		}
+	}
+}

@@ -6,7 +6,14 @@
 //     "@every 30m"), optionally a run at start, each scheduled run delayed
 //     by a random jitter below daemon.jitter.
 //   - Single flight: never two runs at once. A trigger (schedule, POST /run)
-//     that comes while a run is in progress is skipped and counted.
+//     that comes while a full run is in progress is skipped and counted;
+//     one that comes during an event run waits for it and runs right after
+//     (a steady flow of webhooks must not starve the schedule).
+//   - Events (queue.go, webhooks.go): webhooks and POST /sync/... queue
+//     users, groups or delta requests; the run loop takes what waits as one
+//     run (Options.RunSlice for users and groups, Options.Run for a delta)
+//     once the coalesce window has passed and no run is in progress. A full
+//     run takes what waited when it started: it covers it.
 //   - Reload: Reload reads the config again (the command calls it on
 //     SIGHUP); an invalid config is refused and the old one stays, which
 //     the log, groupsync_config_last_reload_successful and /readyz say.
@@ -48,7 +55,13 @@ const (
 	TriggerStart    = "start"
 	TriggerSchedule = "schedule"
 	TriggerHTTP     = "http"
+	TriggerEvent    = "event" // queued events (webhooks, POST /sync/...)
 )
+
+// RunSliceFunc runs a targeted reconcile of slice with cfg: for the
+// daemon, build the engine and call Engine.RunSlice(ctx, slice, true). It
+// must go through the same guards as a full run.
+type RunSliceFunc func(ctx context.Context, cfg *config.Config, slice gsync.Slice) (*gsync.Report, error)
 
 // Options configure New. Load and Run are required.
 type Options struct {
@@ -61,6 +74,14 @@ type Options struct {
 	// Progress is how often a long run logs that it is still going, with
 	// the requests sent so far; 0 is a minute, negative never.
 	Progress time.Duration
+	// RunSlice runs the users and groups queued events name; nil runs a
+	// full Run for them instead.
+	RunSlice RunSliceFunc
+	// Handlers are more endpoints on the daemon's listener, by ServeMux
+	// pattern (e.g. "POST /webhooks/graph"), served as they are: they
+	// authenticate requests themselves. Handle adds one after New, when the
+	// handler needs the daemon (its Queue). See Handle.
+	Handlers map[string]http.Handler
 }
 
 // stopWait bounds how long Run waits for a run after cancelling its
@@ -75,16 +96,26 @@ type Daemon struct {
 	log  *zap.Logger
 	m    *metrics.Metrics
 	wake chan struct{} // the schedule changed
+	idle chan struct{} // a run ended: the run loop may take events
+	// halted closes when Run has stopped: nothing queued runs any more.
+	halted     chan struct{}
+	haltedOnce sync.Once
+	q          *Queue
+
+	extraMu sync.Mutex
+	extra   map[string]http.Handler
 
 	mu          sync.Mutex
 	cfg         *config.Config
-	token       config.Secret
+	token       config.Secret // daemon.trigger's
+	hookToken   config.Secret // daemon.webhooks'
 	loadedAt    time.Time
 	reloadErr   error
 	reloadErrAt time.Time
 	runCtx      context.Context // nil until Run starts and after it stops taking runs
 	stopping    bool
 	current     *run     // the run in progress, or nil
+	deferred    *run     // a full run asked for during an event run
 	last        *Outcome // the last finished run
 	lastSuccess time.Time
 }
@@ -111,8 +142,14 @@ type Applied struct {
 
 type run struct {
 	trigger string
+	batch   *batch        // the events it applies (taken when it starts), or nil
 	done    chan struct{} // closed when outcome is set
 	outcome Outcome
+}
+
+// targeted reports whether r runs a slice rather than the whole tenant.
+func (r *run) targeted(opts Options) bool {
+	return r.trigger == TriggerEvent && r.batch != nil && !r.batch.delta && opts.RunSlice != nil
 }
 
 // New loads the config and returns a daemon that has not started.
@@ -132,30 +169,59 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Progress == 0 {
 		opts.Progress = time.Minute
 	}
-	d := &Daemon{opts: opts, log: opts.Log, m: opts.Metrics, wake: make(chan struct{}, 1)}
-	cfg, token, err := d.load()
+	d := &Daemon{opts: opts, log: opts.Log, m: opts.Metrics, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1),
+		halted: make(chan struct{}), extra: map[string]http.Handler{}}
+	for pattern, h := range opts.Handlers {
+		d.extra[pattern] = h
+	}
+	cfg, tok, err := d.load()
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	d.cfg, d.token, d.loadedAt = cfg, token, now
+	d.cfg, d.token, d.hookToken, d.loadedAt = cfg, tok.trigger, tok.webhooks, now
+	d.q = NewQueue(cfg.Daemon.Webhooks.QueueSize, d.m)
 	d.m.ConfigLoaded(false, nil, now)
 	return d, nil
 }
 
-// load reads the config and the trigger token.
-func (d *Daemon) load() (*config.Config, config.Secret, error) {
+// tokens are the bearer tokens of the endpoints that are on.
+type tokens struct{ trigger, webhooks config.Secret }
+
+// load reads the config and the endpoints' tokens.
+func (d *Daemon) load() (*config.Config, tokens, error) {
+	var tok tokens
 	cfg, err := d.opts.Load()
 	if err != nil {
-		return nil, "", err
+		return nil, tok, err
 	}
-	var token config.Secret
 	if cfg.Daemon.Trigger.Enabled {
-		if token, err = cfg.Daemon.Trigger.TriggerToken(); err != nil {
-			return nil, "", err
+		if tok.trigger, err = cfg.Daemon.Trigger.TriggerToken(); err != nil {
+			return nil, tok, err
 		}
 	}
-	return cfg, token, nil
+	if cfg.Daemon.Webhooks.Enabled {
+		if tok.webhooks, err = cfg.Daemon.Webhooks.WebhookToken(); err != nil {
+			return nil, tok, err
+		}
+	}
+	return cfg, tok, nil
+}
+
+// Queue is the daemon's event queue: the endpoints of webhooks.go and
+// other webhook receivers (daemon/graph_notifications.go) enqueue events
+// into it; the run loop applies them one run at a time.
+func (d *Daemon) Queue() EventQueue { return d.q }
+
+// Handle serves h on the daemon's listener at pattern (a ServeMux pattern
+// such as "POST /webhooks/graph"), like Options.Handlers; call it before
+// Run. h authenticates its requests itself, and should only Enqueue into
+// Queue (answering 503 with Retry-After on ErrQueueFull) and never run
+// anything: the run loop is the one writer.
+func (d *Daemon) Handle(pattern string, h http.Handler) {
+	d.extraMu.Lock()
+	defer d.extraMu.Unlock()
+	d.extra[pattern] = h
 }
 
 // Config returns the config in use.
@@ -174,7 +240,7 @@ func (d *Daemon) Metrics() *metrics.Metrics { return d.m }
 // applies from now; the run in progress finishes with the old config; a new
 // daemon.listen needs a restart.
 func (d *Daemon) Reload() error {
-	cfg, token, err := d.load()
+	cfg, tok, err := d.load()
 	now := time.Now()
 	d.m.ConfigLoaded(true, err, now)
 	d.mu.Lock()
@@ -186,18 +252,20 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	old := d.cfg
-	d.cfg, d.token, d.loadedAt, d.reloadErr = cfg, token, now, nil
+	d.cfg, d.token, d.hookToken, d.loadedAt, d.reloadErr = cfg, tok.trigger, tok.webhooks, now, nil
 	d.mu.Unlock()
+	d.q.SetSize(cfg.Daemon.Webhooks.QueueSize)
 
 	if old.Daemon.Listen != cfg.Daemon.Listen {
 		d.log.Warn("daemon.listen changed; restart groupsync to listen there", zap.String("listening", old.Daemon.Listen), zap.String("configured", cfg.Daemon.Listen))
 	}
 	d.log.Info("config reloaded", zap.String("schedule", cfg.Daemon.Schedule), zap.Duration("jitter", time.Duration(cfg.Daemon.Jitter)),
-		zap.Bool("trigger_enabled", cfg.Daemon.Trigger.Enabled))
+		zap.Bool("trigger_enabled", cfg.Daemon.Trigger.Enabled), zap.Bool("webhooks_enabled", cfg.Daemon.Webhooks.Enabled))
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
+	d.poke() // a new coalesce window
 	return nil
 }
 
@@ -227,7 +295,7 @@ func (d *Daemon) Run(parent context.Context, ln net.Listener) error {
 			}
 		}()
 		d.log.Info("serving /metrics, /healthz, /readyz and /run", zap.String("addr", ln.Addr().String()),
-			zap.Bool("trigger_enabled", cfg.Daemon.Trigger.Enabled))
+			zap.Bool("trigger_enabled", cfg.Daemon.Trigger.Enabled), zap.Bool("webhooks_enabled", cfg.Daemon.Webhooks.Enabled))
 	}
 	d.log.Info("daemon started", zap.String("schedule", cfg.Daemon.Schedule), zap.Duration("jitter", time.Duration(cfg.Daemon.Jitter)),
 		zap.Bool("run_at_start", cfg.Daemon.RunAtStart))
@@ -237,6 +305,7 @@ func (d *Daemon) Run(parent context.Context, ln net.Listener) error {
 
 	var err error
 	scheduled := d.schedule(ctx)
+	dispatched := d.dispatchEvents(ctx)
 	select {
 	case <-scheduled:
 	case err = <-serveErr:
@@ -244,6 +313,7 @@ func (d *Daemon) Run(parent context.Context, ln net.Listener) error {
 		cancel()
 		<-scheduled
 	}
+	<-dispatched
 	d.stop(cancelHard)
 	if srv != nil {
 		sctx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -306,6 +376,14 @@ func (d *Daemon) stop(cancelHard context.CancelFunc) {
 	cur := d.current
 	grace := time.Duration(d.cfg.Daemon.ShutdownGrace)
 	d.mu.Unlock()
+	// What waits is not run: tell whoever waits for it (?wait=true).
+	if b := d.q.take(); b != nil {
+		d.log.Info("stopping: queued events are left to the next run after a restart", zap.Int("users", len(b.slice.Users)),
+			zap.Int("groups", len(b.slice.Groups)), zap.Bool("delta", b.delta))
+		b.ticket.resolve(notRun(TriggerEvent))
+	}
+	defer d.haltedOnce.Do(func() { close(d.halted) })
+	defer d.abandonDeferred()
 	if cur == nil {
 		d.log.Info("stopped; no run was in progress")
 		return
@@ -334,8 +412,9 @@ func (d *Daemon) stop(cancelHard context.CancelFunc) {
 
 // Trigger starts a run now unless one is in progress or the daemon is not
 // running (before Run, or stopping); trigger names the cause in metrics and
-// logs. The returned channel closes when the started run has ended; then
-// Last returns its outcome.
+// logs. During an event run the run is deferred until that one ends
+// (started is true), unless another already is. The returned channel
+// closes when the started run has ended; then Last returns its outcome.
 func (d *Daemon) Trigger(trigger string) (done <-chan struct{}, started bool) {
 	r, ok := d.start(trigger)
 	if !ok {
@@ -346,24 +425,121 @@ func (d *Daemon) Trigger(trigger string) (done <-chan struct{}, started bool) {
 
 func (d *Daemon) start(trigger string) (*run, bool) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.current != nil && d.runCtx != nil && d.current.trigger == TriggerEvent && d.deferred == nil {
+		// An event run takes seconds; the full run goes right after it
+		// rather than wait for the next tick.
+		r := &run{trigger: trigger, done: make(chan struct{})}
+		d.deferred = r
+		d.log.Info("run deferred: an event run is in progress; it starts when that one ends", zap.String("trigger", trigger))
+		return r, true
+	}
 	if d.current != nil || d.runCtx == nil {
-		busy := d.current != nil
-		d.mu.Unlock()
 		d.m.Trigger(trigger, false)
-		if busy {
+		if d.current != nil {
 			d.log.Info("run skipped: another run is in progress", zap.String("trigger", trigger))
 		}
 		return nil, false
 	}
 	r := &run{trigger: trigger, done: make(chan struct{})}
-	d.current = r
-	ctx, cfg := d.runCtx, d.cfg
-	d.mu.Unlock()
-
-	d.m.Trigger(trigger, true)
-	d.m.SetRunning(true)
-	go d.execute(ctx, cfg, r)
+	d.launch(r)
 	return r, true
+}
+
+// launch starts r; d.mu is held, no run is in progress and the daemon
+// runs. A full run takes the queued events: it reads the source after they
+// came, so it applies them too.
+func (d *Daemon) launch(r *run) {
+	if r.trigger != TriggerEvent {
+		if r.batch = d.q.take(); r.batch != nil {
+			d.m.EventsCoalesced(len(r.batch.received))
+		}
+	}
+	d.current = r
+	d.m.Trigger(r.trigger, true)
+	d.m.SetRunning(true)
+	go d.execute(d.runCtx, d.cfg, r)
+}
+
+// notRun is the outcome of work the daemon stopped before running.
+func notRun(trigger string) Outcome {
+	now := time.Now()
+	return Outcome{Trigger: trigger, Start: now, End: now, Result: metrics.ResultError, Error: "not run: the daemon stopped"}
+}
+
+// abandonDeferred resolves a deferred run that will not start.
+func (d *Daemon) abandonDeferred() {
+	d.mu.Lock()
+	r := d.deferred
+	d.deferred = nil
+	d.mu.Unlock()
+	if r != nil {
+		d.m.Trigger(r.trigger, false)
+		r.outcome = notRun(r.trigger)
+		close(r.done)
+	}
+}
+
+// poke wakes the run loop.
+func (d *Daemon) poke() {
+	select {
+	case d.idle <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchEvents runs what the queue holds, one run at a time, until ctx
+// ends; the returned channel closes then.
+func (d *Daemon) dispatchEvents(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			var timer *time.Timer
+			var fire <-chan time.Time
+			if wait := d.dispatch(time.Now()); wait > 0 {
+				timer = time.NewTimer(wait)
+				fire = timer.C
+			}
+			select {
+			case <-ctx.Done():
+			case <-d.q.ready:
+			case <-d.idle:
+			case <-fire:
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// dispatch starts an event run when events wait, their coalesce window has
+// passed and no run is in progress; otherwise it returns how long to wait
+// for the window (0: until something happens).
+func (d *Daemon) dispatch(now time.Time) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runCtx == nil || d.current != nil {
+		return 0 // the run's end pokes the loop
+	}
+	since, ok := d.q.waiting()
+	if !ok {
+		return 0
+	}
+	if wait := since.Add(time.Duration(d.cfg.Daemon.Webhooks.Coalesce)).Sub(now); wait > 0 {
+		return wait
+	}
+	b := d.q.take()
+	if b == nil {
+		return 0
+	}
+	d.launch(&run{trigger: TriggerEvent, batch: b, done: make(chan struct{})})
+	return 0
 }
 
 // Last returns the last finished run, or nil.
@@ -376,14 +552,25 @@ func (d *Daemon) Last() *Outcome {
 func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 	start := time.Now()
 	before := d.counters()
-	d.log.Info("run started", zap.String("trigger", r.trigger))
+	targeted := r.targeted(d.opts)
+	fields := []zap.Field{zap.String("trigger", r.trigger)}
+	if b := r.batch; b != nil && r.trigger == TriggerEvent {
+		fields = append(fields, zap.Strings("users", b.slice.Users), zap.Strings("groups", b.slice.Groups), zap.Bool("delta", b.delta))
+	}
+	d.log.Info("run started", fields...)
 	stopProgress := d.progress(start, before)
 
-	rep, err := d.opts.Run(ctx, cfg)
+	var rep *gsync.Report
+	var err error
+	if targeted {
+		rep, err = d.opts.RunSlice(ctx, cfg, r.batch.slice)
+	} else {
+		rep, err = d.opts.Run(ctx, cfg)
+	}
 
 	stopProgress()
 	end := time.Now()
-	res := d.m.ObserveRun(metrics.Run{Report: rep, Err: err, End: end, Duration: end.Sub(start)})
+	res := d.m.ObserveRun(metrics.Run{Report: rep, Err: err, End: end, Duration: end.Sub(start), Targeted: targeted})
 	r.outcome = Outcome{Trigger: r.trigger, Start: start, End: end, Result: res}
 	if err != nil {
 		r.outcome.Error = err.Error()
@@ -396,16 +583,31 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 		}
 	}
 	d.summary(r.outcome, rep, err, d.counters().minus(before))
+	if b := r.batch; b != nil {
+		if res == metrics.ResultOK {
+			for _, at := range b.received {
+				d.m.ObserveEventLag(end.Sub(at))
+			}
+		}
+		b.ticket.resolve(r.outcome)
+	}
 
 	d.mu.Lock()
 	d.current = nil
 	d.last = &r.outcome
-	if res == metrics.ResultOK {
+	// A targeted run says nothing of the rest of the tenant: readiness
+	// and the last-success time stay the full runs'.
+	if res == metrics.ResultOK && !targeted {
 		d.lastSuccess = end
 	}
-	d.mu.Unlock()
 	d.m.SetRunning(false)
+	if next := d.deferred; next != nil && d.runCtx != nil {
+		d.deferred = nil
+		d.launch(next)
+	}
+	d.mu.Unlock()
 	close(r.done)
+	d.poke()
 }
 
 // counters are the cumulative counts a run's summary is the difference of.

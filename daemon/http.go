@@ -24,6 +24,11 @@ import (
 //	               202 started, 409 a run is in progress, 503 stopping;
 //	               ?wait=true answers 200 with the run's Outcome as JSON
 //	               when it ends (500 when it did not succeed)
+//	POST /sync/user/{key}, POST /sync/group/{id}, POST /webhooks/authentik
+//	               queue an event (daemon.webhooks.enabled, bearer token);
+//	               see webhooks.go
+//
+// and the handlers of Options.Handlers and Handle.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.m.Handler())
@@ -33,7 +38,25 @@ func (d *Daemon) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", d.serveReady)
 	mux.HandleFunc("/run", d.serveRun)
+	mux.HandleFunc("/sync/", d.serveSync)
+	mux.HandleFunc("/webhooks/authentik", d.serveAuthentik)
+	d.extraMu.Lock()
+	defer d.extraMu.Unlock()
+	for pattern, h := range d.extra {
+		d.mount(mux, pattern, h)
+	}
 	return mux
+}
+
+// mount adds an extra handler; a pattern that conflicts with another is
+// left out and logged rather than take the daemon down.
+func (d *Daemon) mount(mux *http.ServeMux, pattern string, h http.Handler) {
+	defer func() {
+		if err := recover(); err != nil {
+			d.log.Error("extra handler not mounted", zap.String("pattern", pattern), zap.Any("reason", err))
+		}
+	}()
+	mux.Handle(pattern, h)
 }
 
 func (d *Daemon) serveReady(w http.ResponseWriter, _ *http.Request) {

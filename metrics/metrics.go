@@ -105,6 +105,11 @@ type Metrics struct {
 	reloadOK      prometheus.Gauge
 	reloadOKTime  prometheus.Gauge
 	buildInfo     *prometheus.GaugeVec
+	eventsIn      *prometheus.CounterVec
+	coalesced     prometheus.Counter
+	dropped       prometheus.Counter
+	queueDepth    prometheus.Gauge
+	eventLag      prometheus.Histogram
 	observeMu     sync.Mutex // one run's gauges are replaced together
 	requestCounts sync.Map   // target → *atomic.Int64
 	sourceMu      sync.Mutex
@@ -142,13 +147,19 @@ func New() *Metrics {
 	m.throttled = f.counter("source_throttled_total", "Source answers 429 Too Many Requests (HTTP or batch item).")
 	m.retryWait = f.counter("source_retry_wait_seconds_total", "Time the source spent waiting to retry (Retry-After and backoff).")
 
-	m.triggers = f.counterVec("run_triggers_total", "Run triggers by trigger (start, schedule, http) and outcome (started; skipped while a run was in progress or the daemon stopping).", "trigger", "outcome")
+	m.triggers = f.counterVec("run_triggers_total", "Run triggers by trigger (start, schedule, http, event: queued events) and outcome (started; skipped while a run was in progress or the daemon stopping).", "trigger", "outcome")
 	m.inProgress = f.gauge("run_in_progress", "1 while a run is in progress.")
 	m.nextRun = f.gauge("next_run_timestamp_seconds", "When the next scheduled run starts (jitter included), in Unix seconds.")
 	m.reloads = f.counterVec("config_reloads_total", "Config reloads (SIGHUP) by result (ok, error).", "result")
 	m.reloadOK = f.gauge("config_last_reload_successful", "1 when the last config reload succeeded (or none was asked for), 0 while the daemon runs on an older config.")
 	m.reloadOKTime = f.gauge("config_last_reload_success_timestamp_seconds", "When the config in use was loaded, in Unix seconds.")
 	m.buildInfo = f.gaugeVec("build_info", "Always 1; the version label is groupsync's.", "version")
+	m.eventsIn = f.counterVec("events_received_total", "Events (webhooks, POST /sync/...) the daemon's queue was offered, by origin (authentik, generic, graph), coalesced and dropped ones included.", "origin")
+	m.coalesced = f.counter("events_coalesced_total", "Events that did not need a run of their own: the same user or group (or a delta request) was already queued, or a full run started while they waited.")
+	m.dropped = f.counter("events_dropped_total", "Events refused because the queue was full (the endpoint answered 503; the scheduled run repairs them).")
+	m.queueDepth = f.gauge("event_queue_depth", "Users, groups and delta requests waiting for a run.")
+	m.eventLag = f.histogram("event_lag_seconds", "From an event's arrival to the end of the successful run that applied it, per queued user, group or delta request.",
+		[]float64{.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600})
 
 	for _, op := range []string{OpAdd, OpDelete} {
 		m.planned.WithLabelValues(op)
@@ -253,17 +264,25 @@ type Run struct {
 	Err      error
 	End      time.Time
 	Duration time.Duration
+	// Targeted is a run of a slice (some users, some groups: an event):
+	// it counts in the runs, guard trips and tuple counters, but leaves
+	// the duration histogram, the last-run and last-success times and the
+	// source and plan gauges to full runs, which those describe (a
+	// succeeding user's run must not hide failing full runs from alerts).
+	Targeted bool
 }
 
 // ObserveRun records a finished run and returns its result.
 func (m *Metrics) ObserveRun(r Run) Result {
 	res := ResultOf(r.Err)
 	m.runs.WithLabelValues(string(res)).Inc()
-	m.runDuration.Observe(r.Duration.Seconds())
-	m.lastDuration.Set(r.Duration.Seconds())
-	m.lastRun.Set(unix(r.End))
-	if res == ResultOK {
-		m.lastSuccess.Set(unix(r.End))
+	if !r.Targeted {
+		m.runDuration.Observe(r.Duration.Seconds())
+		m.lastDuration.Set(r.Duration.Seconds())
+		m.lastRun.Set(unix(r.End))
+		if res == ResultOK {
+			m.lastSuccess.Set(unix(r.End))
+		}
 	}
 	var guard *gsync.GuardError
 	if errors.As(r.Err, &guard) && guard.Trip != nil {
@@ -282,6 +301,9 @@ func (m *Metrics) ObserveRun(r Run) Result {
 		for _, f := range a.Failed {
 			m.failed.WithLabelValues(f.Op).Inc()
 		}
+	}
+	if r.Targeted {
+		return res
 	}
 
 	m.observeMu.Lock()
@@ -306,8 +328,8 @@ func (m *Metrics) ObserveRun(r Run) Result {
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-// Trigger counts a request for a run: trigger is start, schedule or http;
-// started is false when it was skipped (a run was in progress).
+// Trigger counts a request for a run: trigger is start, schedule, http or
+// event; started is false when it was skipped (a run was in progress).
 func (m *Metrics) Trigger(trigger string, started bool) {
 	outcome := "started"
 	if !started {
@@ -315,6 +337,23 @@ func (m *Metrics) Trigger(trigger string, started bool) {
 	}
 	m.triggers.WithLabelValues(trigger, outcome).Inc()
 }
+
+// EventReceived counts an event offered to the queue, by origin.
+func (m *Metrics) EventReceived(origin string) { m.eventsIn.WithLabelValues(origin).Inc() }
+
+// EventsCoalesced counts n events that joined work already queued or
+// running.
+func (m *Metrics) EventsCoalesced(n int) { m.coalesced.Add(float64(n)) }
+
+// EventDropped counts an event refused by a full queue.
+func (m *Metrics) EventDropped() { m.dropped.Inc() }
+
+// SetEventQueueDepth sets groupsync_event_queue_depth.
+func (m *Metrics) SetEventQueueDepth(n int) { m.queueDepth.Set(float64(n)) }
+
+// ObserveEventLag records how long an applied event waited, from its
+// arrival to the end of its run.
+func (m *Metrics) ObserveEventLag(d time.Duration) { m.eventLag.Observe(d.Seconds()) }
 
 // SetRunning sets groupsync_run_in_progress.
 func (m *Metrics) SetRunning(running bool) {

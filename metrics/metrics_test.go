@@ -201,7 +201,7 @@ func TestDaemonSeries(t *testing.T) {
 	m.ConfigLoaded(true, errors.New("daemon.schedule: bad"), time.Unix(1600000100, 0))
 	m.SetBuildInfo("v1.2.3")
 	want := `
-# HELP groupsync_run_triggers_total Run triggers by trigger (start, schedule, http) and outcome (started; skipped while a run was in progress or the daemon stopping).
+# HELP groupsync_run_triggers_total Run triggers by trigger (start, schedule, http, event: queued events) and outcome (started; skipped while a run was in progress or the daemon stopping).
 # TYPE groupsync_run_triggers_total counter
 groupsync_run_triggers_total{outcome="skipped",trigger="schedule"} 1
 groupsync_run_triggers_total{outcome="started",trigger="http"} 1
@@ -396,6 +396,7 @@ func TestDocsAndDashboardNameRealMetrics(t *testing.T) {
 	m.Trigger("schedule", true)
 	m.ConfigLoaded(true, nil, time.Now())
 	m.SetBuildInfo("dev")
+	m.EventReceived("authentik")
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
 	get(t, &http.Client{Transport: m.Transport(metrics.TargetSink, nil)}, srv.URL)
@@ -442,4 +443,60 @@ func TestDocsAndDashboardNameRealMetrics(t *testing.T) {
 	if len(real) < 25 {
 		t.Fatalf("only %d families", len(real))
 	}
+}
+
+// A targeted run (an event's) counts as a run, but the last-run times and
+// the source and plan gauges stay the last full run's: a user's run that
+// succeeds must not hide full runs that fail.
+func TestObserveTargetedRun(t *testing.T) {
+	m := metrics.New()
+	end := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.ObserveRun(metrics.Run{Report: report(nil, nil, &gsync.ApplyResult{}), End: end, Duration: time.Minute})
+	small := &gsync.Report{Command: "apply", Summary: gsync.Summary{SourceUsers: 1, ToAdd: 1}, Result: &gsync.ApplyResult{Added: 1}}
+	m.ObserveRun(metrics.Run{Report: small, End: end.Add(time.Hour), Duration: time.Second, Targeted: true})
+	m.EventReceived("authentik")
+	m.EventsCoalesced(2)
+	m.EventDropped()
+	m.SetEventQueueDepth(3)
+	m.ObserveEventLag(1500 * time.Millisecond)
+	for name, want := range map[string]float64{
+		"groupsync_runs_total":                     2,
+		"groupsync_tuples_written_total":           1,
+		"groupsync_last_success_timestamp_seconds": float64(end.Unix()),
+		"groupsync_last_run_duration_seconds":      60,
+		"groupsync_source_users":                   8,
+		"groupsync_events_received_total":          1,
+		"groupsync_events_coalesced_total":         2,
+		"groupsync_events_dropped_total":           1,
+		"groupsync_event_queue_depth":              3,
+	} {
+		if got := sum(t, m, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func sum(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mf, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s float64
+	for _, f := range mf {
+		if f.GetName() != name {
+			continue
+		}
+		for _, mt := range f.Metric {
+			switch {
+			case mt.Counter != nil:
+				s += mt.Counter.GetValue()
+			case mt.Gauge != nil:
+				s += mt.Gauge.GetValue()
+			case mt.Histogram != nil:
+				s += float64(mt.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -26,13 +27,20 @@ func newDaemonCmd(o *options) *cobra.Command {
 		Long: `daemon runs what apply does on daemon.schedule (cron fields, @hourly,
 "@every 30m"), once at start unless daemon.run_at_start is false, each
 scheduled run delayed by a random jitter below daemon.jitter. Never two
-runs at once: a trigger during a run is skipped and counted.
+runs at once: a trigger during a run is skipped and counted (during an
+event run, it waits for that run to end).
 
 On daemon.listen it serves /metrics (Prometheus), /healthz (liveness),
 /readyz (ready while the last successful run ended within
 daemon.ready_max_age) and, when daemon.trigger.enabled, POST /run with
 "Authorization: Bearer <daemon.trigger.token>" to run now (?wait=true to
 get the outcome).
+
+When daemon.webhooks.enabled, POST /sync/user/{key}, POST /sync/group/{id}
+and POST /webhooks/authentik (bearer daemon.webhooks.token) queue a
+targeted run of a user or group: events are coalesced for
+daemon.webhooks.coalesce and run one at a time between scheduled runs,
+through the same guards; the schedule stays the backstop.
 
 SIGHUP reloads the config file; an invalid one is refused and the daemon
 keeps the config it has. SIGTERM or SIGINT stops it: no new request is sent,
@@ -47,10 +55,11 @@ those in flight get daemon.shutdown_grace to finish, and it exits 0.`,
 			m := metrics.New()
 			m.SetBuildInfo(buildVersion())
 			d, err := daemon.New(daemon.Options{
-				Load:    func() (*config.Config, error) { return config.Load(o.configPath) },
-				Run:     daemonRun(m, log, !dryRun),
-				Metrics: m,
-				Log:     log,
+				Load:     func() (*config.Config, error) { return config.Load(o.configPath) },
+				Run:      daemonRun(m, log, !dryRun),
+				RunSlice: daemonRunSlice(m, log, !dryRun),
+				Metrics:  m,
+				Log:      log,
 			})
 			if err != nil {
 				return err
@@ -111,6 +120,37 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 			return nil, err
 		}
 		rep, err := engine.Run(ctx, apply)
+		observeSource(m, engine.Source)
+		return rep, err
+	}
+}
+
+// sliceRunner is the engine's targeted run (sync.Engine.RunSlice).
+type sliceRunner interface {
+	RunSlice(ctx context.Context, s gsync.Slice, apply bool) (*gsync.Report, error)
+}
+
+// errNoSliceRuns is what an event run says when the engine cannot run a
+// slice.
+var errNoSliceRuns = errors.New("this build's engine cannot run a slice (sync.Engine.RunSlice); the scheduled run applies the change")
+
+// daemonRunSlice is one event run: the engine of the moment's config, run
+// on the slice the queued events name, through the same guards.
+func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunSliceFunc {
+	return func(ctx context.Context, cfg *config.Config, s gsync.Slice) (*gsync.Report, error) {
+		h := newRunHTTP(m)
+		defer h.closeIdle()
+		engine, err := newEngine(ctx, cfg, log, withHTTP(h))
+		if err != nil {
+			return nil, err
+		}
+		// Through an interface, so that this builds before and after
+		// Engine.RunSlice exists.
+		runner, ok := any(engine).(sliceRunner)
+		if !ok {
+			return nil, errNoSliceRuns
+		}
+		rep, err := runner.RunSlice(ctx, s, apply)
 		observeSource(m, engine.Source)
 		return rep, err
 	}
