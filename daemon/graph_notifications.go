@@ -8,10 +8,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	gsync "github.com/groupsync/groupsync/sync"
 )
 
 // Microsoft Graph change notifications (POST /webhooks/graph, and its
@@ -22,10 +26,14 @@ import (
 // 200 text/plain with the decoded token within 10 s. Then it POSTs
 // {"value":[...]} collections and wants a 2xx within 3 s, or it retries for
 // up to 4 hours and, if slow answers persist, throttles and then drops the
-// endpoint. Group notifications carry no data worth reading (basic
-// notifications: the group's id), so a collection becomes ONE EventDelta:
-// the run loop reads the changes with a delta round, and the queue
-// coalesces bursts. Nothing here waits for Graph or for the run loop.
+// endpoint. Group notifications are basic ones: they carry only the
+// changed group's id (resourceData.id). A collection becomes ONE event: a
+// targeted run of the groups it names, which reads just those groups from
+// Graph and from OpenFGA, so a change costs requests in proportion to it;
+// an item that names no group (or a lifecycle event saying notifications
+// were missed) makes it a delta run instead, reading the source's changes
+// from the last deltaLink. The queue coalesces bursts, and the scheduled
+// run stays the backstop. Nothing here waits for Graph or the run loop.
 
 // SubscriptionReauthorizer acts on lifecycle notifications;
 // *msgraph.Subscriptions implements it. An interface, so that the daemon
@@ -128,8 +136,29 @@ type graphNotification struct {
 	ClientState    string `json:"clientState"`
 	ChangeType     string `json:"changeType"`
 	Resource       string `json:"resource"`
+	ResourceData   *struct {
+		ID string `json:"id"`
+	} `json:"resourceData"`
 	LifecycleEvent string `json:"lifecycleEvent"`
 	TenantID       string `json:"tenantId"`
+}
+
+// groupID is the id of the group a change notification is about, or ""
+// when it names none: resourceData.id, else the id in "Groups/{id}".
+func (n graphNotification) groupID() string {
+	id := ""
+	if n.ResourceData != nil {
+		id = n.ResourceData.ID
+	}
+	if id == "" {
+		if typ, rest, ok := strings.Cut(n.Resource, "/"); ok && strings.EqualFold(typ, "groups") {
+			id = rest
+		}
+	}
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "/#: \t\r\n") {
+		return ""
+	}
+	return id
 }
 
 type graphCollection struct {
@@ -166,7 +195,8 @@ func (h *graphHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	secret := h.clientState()
 	// Hashes compare in constant time whatever the lengths.
 	want := sha256.Sum256([]byte(secret))
-	run := false
+	run, delta := false, false
+	var groups []string
 	for _, n := range *c.Value {
 		// Every item: Graph may batch items of several subscriptions.
 		got := sha256.Sum256([]byte(n.ClientState))
@@ -178,6 +208,14 @@ func (h *graphHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if n.LifecycleEvent == "" {
 			run = true
+			// A deleted group can no longer be read by its id, and its
+			// objects are named by what the mapping keys them on: a delta
+			// run finds out what went.
+			if id := n.groupID(); id != "" && !strings.EqualFold(n.ChangeType, "deleted") {
+				groups = append(groups, id)
+			} else {
+				delta = true
+			}
 			continue
 		}
 		h.observe(GraphLifecyclePrefix + n.LifecycleEvent)
@@ -188,9 +226,9 @@ func (h *graphHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "subscriptionRemoved":
 			// Changes until the new subscription are not notified.
 			h.lifecycle(n.LifecycleEvent, n.SubscriptionID, SubscriptionReauthorizer.Recreate)
-			run = true
+			run, delta = true, true
 		case "missed":
-			run = true
+			run, delta = true, true
 		default:
 			h.log.Warn("unknown Graph lifecycle event; ignored", zap.String("event", n.LifecycleEvent))
 		}
@@ -200,7 +238,12 @@ func (h *graphHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	switch err := h.enqueue(Event{Kind: EventDelta, Origin: "graph", Received: received}); {
+	event := Event{Kind: EventDelta, Origin: OriginGraph, Received: received}
+	if !delta {
+		slices.Sort(groups)
+		event = Event{Kind: EventSlice, Slice: gsync.Slice{Groups: slices.Compact(groups)}, Origin: OriginGraph, Received: received}
+	}
+	switch err := h.enqueue(event); {
 	case errors.Is(err, ErrQueueFull):
 		h.observe(GraphQueueFull)
 		h.log.Warn("Graph notification refused: the event queue is full; Graph will deliver it again")

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +119,10 @@ func TestGraphValidationEcho(t *testing.T) {
 	}
 }
 
-func TestGraphNotificationEnqueuesOneDelta(t *testing.T) {
+// Notifications that name their groups become one targeted run of those
+// groups: requests in proportion to the change, on both sides.
+func TestGraphNotificationEnqueuesTheGroupsItNames(t *testing.T) {
+	var ev []Event
 	q := &fakeQueue{}
 	h, o, _ := newGraphHandler(t, q, nil)
 	before := time.Now()
@@ -126,12 +130,33 @@ func TestGraphNotificationEnqueuesOneDelta(t *testing.T) {
 	if w.Code != http.StatusAccepted {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	ev := q.got()
-	if len(ev) != 1 || ev[0].Kind != EventDelta || ev[0].Origin != "graph" || ev[0].Received.Before(before) {
+	if ev := q.got(); len(ev) != 1 || ev[0].Kind != EventDelta {
+		t.Fatalf("a deleted group is a delta run: %+v", ev)
+	}
+	want := []string{"3b8f5c74-2e5a-4cab-9f2b-4d9e7a0c1d23", "4c9a6d85-3f6b-4dbc-8a3c-5e0f8b1d2e34"}
+	body := strings.Replace(readTestdata(t, "notification.json"), `"changeType": "deleted"`, `"changeType": "updated"`, 1)
+	w = post(h, "/webhooks/graph", body)
+	ev = q.got()[1:]
+	if len(ev) != 1 || ev[0].Kind != EventSlice || !slices.Equal(ev[0].Slice.Groups, want) || ev[0].Origin != "graph" || ev[0].Received.Before(before) {
 		t.Fatalf("two items, one event: %+v", ev)
 	}
-	if o.get(GraphEnqueued) != 1 {
+	if o.get(GraphEnqueued) != 2 {
 		t.Fatal("not observed")
+	}
+}
+
+// A notification that names no group can only say "something changed":
+// a delta run reads what.
+func TestGraphNotificationWithoutAGroupIsADeltaRun(t *testing.T) {
+	q := &fakeQueue{}
+	h, _, _ := newGraphHandler(t, q, nil)
+	body := strings.Replace(readTestdata(t, "notification.json"), `"resourceData"`, `"resourceDataGone"`, 1)
+	body = strings.Replace(body, `"Groups/3b8f5c74-2e5a-4cab-9f2b-4d9e7a0c1d23"`, `"directory"`, 1)
+	if w := post(h, "/webhooks/graph", body); w.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if ev := q.got(); len(ev) != 1 || ev[0].Kind != EventDelta {
+		t.Fatalf("%+v", ev)
 	}
 }
 

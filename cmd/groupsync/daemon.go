@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -16,6 +18,7 @@ import (
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/daemon"
 	"github.com/groupsync/groupsync/metrics"
+	"github.com/groupsync/groupsync/sources/msgraph"
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
@@ -70,6 +73,9 @@ those in flight get daemon.shutdown_grace to finish, and it exits 0.`,
 				return fmt.Errorf("daemon.listen %q: %w", addr, err)
 			}
 			ctx := cmd.Context() // ends on SIGTERM and SIGINT (see run)
+			if err := graphNotifications(ctx, d, log); err != nil {
+				return err
+			}
 			stopReload := reloadOnHangup(ctx, d, log, o.configPath)
 			defer stopReload()
 			if dryRun {
@@ -125,15 +131,6 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 	}
 }
 
-// sliceRunner is the engine's targeted run (sync.Engine.RunSlice).
-type sliceRunner interface {
-	RunSlice(ctx context.Context, s gsync.Slice, apply bool) (*gsync.Report, error)
-}
-
-// errNoSliceRuns is what an event run says when the engine cannot run a
-// slice.
-var errNoSliceRuns = errors.New("this build's engine cannot run a slice (sync.Engine.RunSlice); the scheduled run applies the change")
-
 // daemonRunSlice is one event run: the engine of the moment's config, run
 // on the slice the queued events name, through the same guards.
 func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunSliceFunc {
@@ -144,13 +141,7 @@ func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunS
 		if err != nil {
 			return nil, err
 		}
-		// Through an interface, so that this builds before and after
-		// Engine.RunSlice exists.
-		runner, ok := any(engine).(sliceRunner)
-		if !ok {
-			return nil, errNoSliceRuns
-		}
-		rep, err := runner.RunSlice(ctx, s, apply)
+		rep, err := engine.RunSlice(ctx, s, apply)
 		observeSource(m, engine.Source)
 		return rep, err
 	}
@@ -167,4 +158,44 @@ func observeSource(m *metrics.Metrics, src gsync.Source) {
 // sourceStats is the part of a source's read that the metrics count.
 func sourceStats(read gsync.SourceRead) metrics.SourceStats {
 	return metrics.SourceStats{Requests: read.Requests, BatchItems: read.BatchItems, Retries: read.Retries, Throttled: read.Throttled, Waited: read.Waited}
+}
+
+// graphNotifications, when source.msgraph.subscriptions.enabled, keeps
+// Graph's change-notification subscription and serves POST /webhooks/graph
+// (and its lifecycle path): each notification queues a targeted run of the
+// groups it names. The subscription follows the config the daemon started
+// with; a reload does not move it.
+func graphNotifications(ctx context.Context, d *daemon.Daemon, log *zap.Logger) error {
+	cfg := d.Config()
+	sc := cfg.Source.MSGraph.Subscriptions
+	if cfg.Source.Type != "msgraph" || !sc.Enabled {
+		return nil
+	}
+	src, err := msgraph.New(cfg.Source.MSGraph, msgraph.WithLogger(log), msgraph.WithMapping(cfg.Mapping))
+	if err != nil {
+		return err
+	}
+	subs, err := msgraph.NewSubscriptions(src, sc)
+	if err != nil {
+		return err
+	}
+	h := daemon.GraphNotificationHandler(d.Queue(), subs, subs.ClientState, log, daemon.WithGraphContext(ctx))
+	for _, p := range graphWebhookPaths(sc) {
+		d.Handle("POST "+p, h)
+	}
+	// Graph validates the URL while the subscription is created, so this
+	// runs once the listener serves; Run retries until it does.
+	go subs.Run(ctx, time.Hour)
+	return nil
+}
+
+// graphWebhookPaths are the paths of the notification and lifecycle URLs.
+func graphWebhookPaths(sc config.MSGraphSubscriptions) []string {
+	paths := []string{"/webhooks/graph"}
+	for _, raw := range []string{sc.NotificationURL, sc.LifecycleURL} {
+		if u, err := url.Parse(raw); err == nil && u.Path != "" && !slices.Contains(paths, u.Path) {
+			paths = append(paths, u.Path)
+		}
+	}
+	return paths
 }

@@ -138,15 +138,16 @@ func TestSubscriptionCreateAndNotify(t *testing.T) {
 		t.Fatalf("Graph validated %d URLs, want the notification and lifecycle URLs", validations)
 	}
 
-	// A membership change reaches the queue as one delta event.
+	// A membership change reaches the queue as one targeted run of the
+	// group that changed.
 	if err := r.srv.Mutate(func(tn *graphtest.Tenant) { tn.Groups[0].Members = tn.Groups[0].Members[:1] }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the delta event", func() bool { return r.queue.len() == 1 })
+	waitFor(t, "the event", func() bool { return r.queue.len() == 1 })
 	r.queue.mu.Lock()
 	e := r.queue.events[0]
 	r.queue.mu.Unlock()
-	if e.Kind != daemon.EventDelta || e.Origin != "graph" {
+	if e.Kind != daemon.EventSlice || len(e.Slice.Groups) != 1 || e.Slice.Groups[0] != r.srv.Tenant().Groups[0].ID || e.Origin != "graph" {
 		t.Fatalf("%+v", e)
 	}
 	r.srv.WaitNotifications()
