@@ -138,6 +138,11 @@ type measurement struct {
 	DesiredTuples     int
 	GraphMinRequests  int64
 	ExistingBeforeRun int
+	// The event scenarios: changes sent, latency from a change in Graph to
+	// the tuple in OpenFGA, and changes that never arrived.
+	Changes  int
+	P50, P99 time.Duration
+	Missed   int
 }
 
 func bench(ctx context.Context, o options) error {
@@ -171,7 +176,8 @@ func benchSize(ctx context.Context, o options, fga *counter, sz size) ([]measure
 		memberships += len(g.Members)
 	}
 	log("tenant: %d users, %d groups, %d memberships", len(tenant.Users), len(tenant.Groups), memberships)
-	gopts := []graphtest.Option{graphtest.WithLatency(o.latency)}
+	// Group.Read.All: the events scenario subscribes to change notifications.
+	gopts := []graphtest.Option{graphtest.WithLatency(o.latency), graphtest.WithPermissions("Group.Read.All", "User.Read.All")}
 	if o.throttle {
 		gopts = append(gopts, graphtest.WithThrottling(throttleBudget(sz.Users)))
 	}
@@ -313,6 +319,11 @@ sync:
 	if err := os.WriteFile(cfgPath, cfgData, 0o600); err != nil {
 		return nil, err
 	}
+	events, err := benchEvents(ctx, o, fga, graph, string(cfgData), storeID, env, sz, log)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	out = append(out, events...)
 
 	if o.skipBaselines {
 		return out, nil
@@ -605,7 +616,12 @@ func report(o options, ms []measurement) error {
 		sz := sizes[name]
 		fmt.Fprintf(&b, "\n### %s: %d users, %d groups, %d memberships, %d tuples managed\n\n", name, sz.Users, sz.Groups, rows[0].Memberships, rows[0].DesiredTuples)
 		b.WriteString("| scenario | wall | Graph requests (batched items) | OpenFGA reads | OpenFGA writes | tuples added | deleted | peak RSS | allocated |\n|---|---|---|---|---|---|---|---|---|\n")
+		var events []measurement
 		for _, m := range rows {
+			if m.Changes > 0 {
+				events = append(events, m)
+				continue
+			}
 			wall := fmt.Sprintf("%.2f s", m.Wall.Seconds())
 			if m.Projected {
 				wall += " (projected)"
@@ -619,6 +635,15 @@ func report(o options, ms []measurement) error {
 				alloc = fmt.Sprintf("%d MB in %dk allocs", m.TotalAllocBytes>>20, m.Mallocs/1000)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %s | %s |\n", m.Scenario, wall, graph, m.FGAReads, m.FGAWrites, m.Added, m.Deleted, rss, alloc)
+		}
+		if len(events) > 0 {
+			b.WriteString("\nEvents (`groupsync daemon`, Graph change notifications over HTTP, each change a user joining a group): latency from the change in Graph to the tuple readable in OpenFGA, and requests per change.\n\n")
+			b.WriteString("| rate | changes | p50 | p99 | missed | Graph requests / change | OpenFGA reads / change | OpenFGA writes / change |\n|---|---|---|---|---|---|---|---|\n")
+			for _, m := range events {
+				n := float64(m.Changes)
+				fmt.Fprintf(&b, "| %s | %d | %d ms | %d ms | %d | %.1f | %.1f | %.1f |\n", strings.TrimPrefix(m.Scenario, "events, "), m.Changes,
+					m.P50.Milliseconds(), m.P99.Milliseconds(), m.Missed, float64(m.GraphRequests)/n, float64(m.FGAReads)/n, float64(m.FGAWrites)/n)
+			}
 		}
 		first, noop, read, raw, naive := find(rows, "first sync"), find(rows, "no change"), find(rows, "bare read"), find(rows, "raw writes"), find(rows, "naive sync")
 		fmt.Fprintf(&b, "\nFirst sync / raw write ceiling: **%.2fx** (target ≤ 1.1). First sync / naive sync: **%.2fx**. No-change sync / bare read: **%.2fx** (target ≤ 1.2), with %d writes. Graph requests %d vs theoretical minimum %d: **%+.0f%%** (target ≤ +10%%). Peak RSS %d MB for %d memberships: **%.0f MB per 100k** (target ≤ 100).\n",
