@@ -65,7 +65,23 @@ func benchEvents(ctx context.Context, o options, fga *counter, graph *graphtest.
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// Only groups groupsync manages (they hold tuples now): a change to a
+	// distribution list, a dynamic group or a name two groups share never
+	// becomes a tuple, by design.
+	managed, err := managedObjects(ctx, o.fgaURL, storeID)
+	if err != nil {
+		return nil, err
+	}
 	tenant := graph.Tenant()
+	var groups []graphtest.Group
+	for _, g := range tenant.Groups {
+		if managed["group:"+groupObjectID(g)] && len(g.Members) < len(tenant.Users)/2 {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 {
+		return nil, fmt.Errorf("no managed group to change")
+	}
 	users := map[string]bool{}
 	for _, u := range tenant.Users {
 		if u.AccountEnabled && u.UserType != "Guest" {
@@ -83,7 +99,8 @@ func benchEvents(ctx context.Context, o options, fga *counter, graph *graphtest.
 		for i := range rate.changes {
 			// A user joins a group they are not in (an ordinary group, not
 			// the everyone group the default filters leave out).
-			g := tenant.Groups[1+rnd.IntN(len(tenant.Groups)-1)]
+			gi := rnd.IntN(len(groups))
+			g := groups[gi]
 			var u string
 			for u == "" || slices.Contains(g.Members, u) || !users[u] {
 				u = tenant.Users[rnd.IntN(len(tenant.Users))].ID
@@ -100,11 +117,7 @@ func benchEvents(ctx context.Context, o options, fga *counter, graph *graphtest.
 			}); err != nil {
 				return nil, err
 			}
-			for j := range tenant.Groups {
-				if tenant.Groups[j].ID == g.ID {
-					tenant.Groups[j].Members = append(tenant.Groups[j].Members, u)
-				}
-			}
+			groups[gi].Members = append(groups[gi].Members, u)
 			wg.Go(func() {
 				lat[i] = -1
 				if waitTuple(ctx, o.fgaURL, storeID, "user:"+u, "group:"+groupObjectID(g), 60*time.Second) >= 0 {
@@ -125,6 +138,44 @@ func benchEvents(ctx context.Context, o options, fga *counter, graph *graphtest.
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// managedObjects is every object with a member tuple in the store.
+func managedObjects(ctx context.Context, fgaURL, storeID string) (map[string]bool, error) {
+	out := map[string]bool{}
+	token := ""
+	for {
+		body, _ := json.Marshal(map[string]any{"page_size": 100, "continuation_token": token})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, fgaURL+"/stores/"+storeID+"/read", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var r struct {
+			Tuples []struct {
+				Key struct{ Object, Relation string } `json:"key"`
+			} `json:"tuples"`
+			ContinuationToken string `json:"continuation_token"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range r.Tuples {
+			if t.Key.Relation == "member" {
+				out[t.Key.Object] = true
+			}
+		}
+		if r.ContinuationToken == "" || r.ContinuationToken == token {
+			return out, nil
+		}
+		token = r.ContinuationToken
+	}
 }
 
 // waitTuple polls OpenFGA until the tuple exists; a negative duration
