@@ -13,25 +13,7 @@ import (
 
 func gauge(t *testing.T, m *metrics.Metrics, name string) float64 {
 	t.Helper()
-	mf, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range mf {
-		if f.GetName() != name {
-			continue
-		}
-		for _, mt := range f.Metric {
-			switch {
-			case mt.Counter != nil:
-				sum += mt.Counter.GetValue()
-			case mt.Gauge != nil:
-				sum += mt.Gauge.GetValue()
-			}
-		}
-	}
-	return sum
+	return m.Total(name)
 }
 
 func users(u ...string) Event {

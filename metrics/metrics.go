@@ -453,3 +453,31 @@ func Push(ctx context.Context, rawURL, job string, g prometheus.Gatherer, groupi
 	}
 	return nil
 }
+
+// Total is the sum of every series of the metric called name (groupsync_
+// prefix included): counter and gauge values, histogram sample counts; 0
+// when there is none. For tests and the daemon's own summaries, not for
+// scraping.
+func (m *Metrics) Total(name string) float64 {
+	mf, err := m.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	var s float64
+	for _, f := range mf {
+		if f.GetName() != name {
+			continue
+		}
+		for _, mt := range f.Metric {
+			switch {
+			case mt.Counter != nil:
+				s += mt.Counter.GetValue()
+			case mt.Gauge != nil:
+				s += mt.Gauge.GetValue()
+			case mt.Histogram != nil:
+				s += float64(mt.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return s
+}

@@ -478,25 +478,5 @@ func TestObserveTargetedRun(t *testing.T) {
 
 func sum(t *testing.T, m *metrics.Metrics, name string) float64 {
 	t.Helper()
-	mf, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s float64
-	for _, f := range mf {
-		if f.GetName() != name {
-			continue
-		}
-		for _, mt := range f.Metric {
-			switch {
-			case mt.Counter != nil:
-				s += mt.Counter.GetValue()
-			case mt.Gauge != nil:
-				s += mt.Gauge.GetValue()
-			case mt.Histogram != nil:
-				s += float64(mt.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return s
+	return m.Total(name)
 }

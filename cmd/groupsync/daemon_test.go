@@ -233,19 +233,7 @@ daemon:
 	}
 
 	// SIGTERM: exit 0, promptly.
-	begin := time.Now()
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Fatalf("exit %d after SIGTERM:\n%s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the daemon did not exit within 15s of SIGTERM")
-	}
-	t.Logf("stopped %s after SIGTERM", time.Since(begin).Round(time.Millisecond))
+	stopDaemon(t, exit, stderr)
 	if strings.Contains(stderr.String(), token) || strings.Contains(stdout.String(), token) {
 		t.Fatal("the trigger token was printed")
 	}
@@ -445,4 +433,23 @@ daemon: {schedule: "@hourly", listen: "127.0.0.1:0", shutdown_grace: 20s}
 	if line := stderr.logLine(t, "run finished"); line["added"] != float64(20) || line["result"] != "error" {
 		t.Fatalf("summary %v", line)
 	}
+}
+
+// stopDaemon sends the test process SIGTERM, as Kubernetes does, and
+// expects the daemon started with run to exit 0 within 15 s.
+func stopDaemon(t *testing.T, exit <-chan int, stderr *syncBuffer) {
+	t.Helper()
+	begin := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit %d after SIGTERM:\n%s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the daemon did not exit within 15s of SIGTERM")
+	}
+	t.Logf("stopped %s after SIGTERM", time.Since(begin).Round(time.Millisecond))
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -161,17 +160,7 @@ daemon:
 		t.Errorf("runs: %v", v)
 	}
 
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Fatalf("exit %d:\n%s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the daemon did not stop")
-	}
+	stopDaemon(t, exit, stderr)
 	if strings.Contains(stderr.String(), hookToken) {
 		t.Fatal("the webhook token was printed")
 	}
