@@ -99,6 +99,14 @@ type Guards struct {
 	// MaxDeletePercent stops a run that would delete more than this share
 	// of the tuples it manages; 0 disables.
 	MaxDeletePercent float64 `yaml:"max_delete_percent"`
+	// MaxAdds stops a run that would add more tuples (a filter removed by
+	// mistake); 0 disables, the default.
+	MaxAdds int `yaml:"max_adds"`
+	// MaxAddPercent stops a run that would add more than this share of the
+	// tuples it already manages (once it adds more than 10); 0 disables,
+	// the default. A first sync into an empty scope manages nothing yet and
+	// is not stopped by it.
+	MaxAddPercent float64 `yaml:"max_add_percent"`
 	// AllowEmptySource lets a source with no groups, or no members at all,
 	// empty the managed groups. Off: such a snapshot is refused.
 	AllowEmptySource bool `yaml:"allow_empty_source"`
@@ -160,6 +168,12 @@ func (s Sync) validate(add func(field, format string, args ...any)) {
 	}
 	if s.Guards.MaxDeletes < 0 {
 		add("sync.guards.max_deletes", "must be 0 (no limit) or more; got %d", s.Guards.MaxDeletes)
+	}
+	if s.Guards.MaxAdds < 0 {
+		add("sync.guards.max_adds", "must be 0 (no limit) or more; got %d", s.Guards.MaxAdds)
+	}
+	if p := s.Guards.MaxAddPercent; p < 0 {
+		add("sync.guards.max_add_percent", "must be 0 (no limit) or more (it may exceed 100: adding twice what exists is 200); got %v", p)
 	}
 	if p := s.Guards.MaxDeletePercent; p < 0 || p > 100 {
 		add("sync.guards.max_delete_percent", "must be between 0 (no limit) and 100; got %v", p)

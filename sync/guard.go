@@ -11,6 +11,8 @@ const (
 	GuardEmptySource      = "empty_source"
 	GuardMaxDeletes       = "max_deletes"
 	GuardMaxDeletePercent = "max_delete_percent"
+	GuardMaxAdds          = "max_adds"
+	GuardMaxAddPercent    = "max_add_percent"
 )
 
 // percentGuardFloor keeps the percentage guard from tripping on tiny
@@ -38,6 +40,18 @@ func checkGuards(p *Plan, g config.Guards, emptySource bool) *GuardTrip {
 		if pct > g.MaxDeletePercent {
 			return &GuardTrip{Guard: GuardMaxDeletePercent, Limit: g.MaxDeletePercent, Actual: pct,
 				Message: fmt.Sprintf("the plan deletes %d of %d managed tuples (%.1f%%), over sync.guards.max_delete_percent (%g%%); check the plan, then run once with --force or raise the limit", len(p.Deletes), p.Existing, pct, g.MaxDeletePercent)}
+		}
+	}
+	a := float64(len(p.Adds))
+	if g.MaxAdds > 0 && len(p.Adds) > g.MaxAdds {
+		return &GuardTrip{Guard: GuardMaxAdds, Limit: float64(g.MaxAdds), Actual: a,
+			Message: fmt.Sprintf("the plan adds %d tuples, over sync.guards.max_adds (%d); a filter or mapping change can grant far more than meant: check the plan, then run once with --force or raise the limit", len(p.Adds), g.MaxAdds)}
+	}
+	if g.MaxAddPercent > 0 && p.Existing > 0 && len(p.Adds) > percentGuardFloor {
+		pct := 100 * a / float64(p.Existing)
+		if pct > g.MaxAddPercent {
+			return &GuardTrip{Guard: GuardMaxAddPercent, Limit: g.MaxAddPercent, Actual: pct,
+				Message: fmt.Sprintf("the plan adds %d tuples to %d managed (%.1f%%), over sync.guards.max_add_percent (%g%%); check the plan, then run once with --force or raise the limit", len(p.Adds), p.Existing, pct, g.MaxAddPercent)}
 		}
 	}
 	return nil

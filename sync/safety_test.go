@@ -201,6 +201,17 @@ func TestGuardsStopBeforeWriting(t *testing.T) {
 			s.Groups = []gsync.Group{{ID: "g", Name: "all", Users: big.Groups[0].Users[:25]}}
 			return &s
 		}, gsync.GuardMaxDeletePercent},
+		// A filter removed by mistake: a second group of everyone appears.
+		{"max adds", config.Guards{MaxAdds: 10}, func() *gsync.Snapshot {
+			s := *big
+			s.Groups = []gsync.Group{big.Groups[0], {ID: "h", Name: "everyone", Users: big.Groups[0].Users}}
+			return &s
+		}, gsync.GuardMaxAdds},
+		{"max add percent", config.Guards{MaxAddPercent: 50}, func() *gsync.Snapshot {
+			s := *big
+			s.Groups = []gsync.Group{big.Groups[0], {ID: "h", Name: "everyone", Users: big.Groups[0].Users}}
+			return &s
+		}, gsync.GuardMaxAddPercent},
 		{"no groups", config.Guards{}, func() *gsync.Snapshot { return &gsync.Snapshot{Users: big.Users} }, gsync.GuardEmptySource},
 		{"no members", config.Guards{}, func() *gsync.Snapshot {
 			return &gsync.Snapshot{Users: big.Users, Groups: []gsync.Group{{ID: "g", Name: "all"}}}
