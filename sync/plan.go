@@ -114,3 +114,43 @@ func heldReason(d *Desired, t Tuple) string {
 	}
 	return ""
 }
+
+// DesiredTuples is every tuple the plan wants to exist in its scopes:
+// memberships and grants, sorted.
+func (p *Plan) DesiredTuples() []Tuple {
+	out := slices.Clone(p.Desired.Tuples)
+	for _, set := range p.Desired.Grants {
+		out = append(out, set.Tuples...)
+	}
+	SortTuples(out)
+	return slices.Compact(out)
+}
+
+// ExistingTuples is every tuple the plan found in its scopes, rebuilt from
+// the diff: the desired ones it did not have to add, and the ones it
+// deletes or withholds from deleting. Sorted.
+func (p *Plan) ExistingTuples() []Tuple {
+	adds := map[Tuple]bool{}
+	for _, t := range p.Adds {
+		adds[t] = true
+	}
+	for _, w := range p.Withheld {
+		if w.Op == "add" {
+			adds[w.Tuple] = true
+		}
+	}
+	var out []Tuple
+	for _, t := range p.DesiredTuples() {
+		if !adds[t] {
+			out = append(out, t)
+		}
+	}
+	out = append(out, p.Deletes...)
+	for _, w := range p.Withheld {
+		if w.Op == "delete" {
+			out = append(out, w.Tuple)
+		}
+	}
+	SortTuples(out)
+	return slices.Compact(out)
+}
