@@ -34,23 +34,7 @@ everything passed, 1 otherwise.`,
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			results := checkAll(cmd.Context(), cfg, log)
-			failed := 0
-			for _, r := range results {
-				switch {
-				case r.Err != nil:
-					failed++
-					fmt.Fprintf(o.stdout, "FAIL  %s: %v\n", r.What, r.Err)
-				case r.Warning != "":
-					fmt.Fprintf(o.stdout, "warn  %s: %s\n", r.What, r.Warning)
-				default:
-					fmt.Fprintf(o.stdout, "ok    %s: %s\n", r.What, r.Note)
-				}
-			}
-			if failed > 0 {
-				return &exitError{code: gsync.ExitError, err: fmt.Errorf("%d of %d checks failed", failed, len(results))}
-			}
-			return nil
+			return o.printChecks(checkAll(cmd.Context(), cfg, log))
 		},
 	}
 }
@@ -115,6 +99,26 @@ func checkOwnership(ctx context.Context, cfg *config.Config, sink *openfga.Sink,
 	case needsOwnershipType(cfg):
 		reg := openfga.NewRegistry(sink, own, mapper.OwnedTypes()...)
 		return []gsync.CheckResult{{What: "model has the ownership type " + own.Type, Err: reg.Verify(ctx)}}
+	}
+	return nil
+}
+
+// printChecks prints one line per result and fails when any did.
+func (o *options) printChecks(results []gsync.CheckResult) error {
+	failed := 0
+	for _, r := range results {
+		switch {
+		case r.Err != nil:
+			failed++
+			fmt.Fprintf(o.stdout, "FAIL  %s: %v\n", r.What, r.Err)
+		case r.Warning != "":
+			fmt.Fprintf(o.stdout, "warn  %s: %s\n", r.What, r.Warning)
+		default:
+			fmt.Fprintf(o.stdout, "ok    %s: %s\n", r.What, r.Note)
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: gsync.ExitError, err: fmt.Errorf("%d of %d checks failed", failed, len(results))}
 	}
 	return nil
 }

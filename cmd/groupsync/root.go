@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -100,7 +101,7 @@ Exit codes: 0 in sync or applied, 1 error, 2 changes pending (plan),
 	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), json, console")
 
-	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newDaemonCmd(o), newLeaseCmd(o), newExportCmd(o), newVersionCmd(o))
+	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newDaemonCmd(o), newLeaseCmd(o), newExportCmd(o), newInitCmd(o), newVersionCmd(o))
 	return root
 }
 
@@ -162,6 +163,9 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 		return nil, fmt.Errorf("--output %q: use one of text, json, markdown", o.output)
 	}
 	cfg, err := config.Load(o.configPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w\nno config yet? groupsync init --source msgraph|ldap|authentik|file --openfga-url URL writes a starter one", err)
+	}
 	if err != nil {
 		return nil, err
 	}
