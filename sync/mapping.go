@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,6 +29,9 @@ type Desired struct {
 	// memberships that are still real.
 	HeldObjects map[string]bool
 	HeldUsers   map[string]bool
+	// UserLabels are readable names (UPN, else mail) of users whose
+	// OpenFGA id is not one, for reports.
+	UserLabels map[string]string
 	// GrouplessUsers are users the source lists in no group at all; with
 	// mapping.user.hold_without_groups their tuples are not deleted.
 	GrouplessUsers map[string]bool
@@ -259,6 +263,14 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
 		}
 		keys[u.ID] = user
 		byKey[user] = append(byKey[user], u.ID)
+		// A reviewer reads "alice@contoso.example" where the tuple says
+		// "user:1dd0d2c2-...": remember a readable name for opaque keys.
+		if label := cmp.Or(u.UPN, u.Mail); label != "" && label != key {
+			if d.UserLabels == nil {
+				d.UserLabels = map[string]string{}
+			}
+			d.UserLabels[user] = label
+		}
 	}
 	for user, ids := range byKey {
 		if len(ids) < 2 {

@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -100,10 +101,47 @@ func TestReportText(t *testing.T) {
 	if err := testReport(t).Render(&b, "markdown"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| `group:eng` (eng) | add | `user:a` |") {
-		t.Errorf("markdown:\n%s", b.String())
+	for _, want := range []string{"| `group:eng` (eng) | +2 | −0 |", "<details><summary>`group:eng` (eng): +2 −0</summary>", "- add `user:a`\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b.String())
+		}
 	}
 	if err := testReport(t).Render(&b, "xml"); err == nil {
 		t.Error("unknown format accepted")
+	}
+}
+
+// Opaque user ids get a readable name beside them; a plan too large for a
+// pull-request comment keeps its summary and says what it cut.
+func TestReportForReviewers(t *testing.T) {
+	m, _ := NewMapper(mapping(nil))
+	s := &Snapshot{Users: []User{{ID: "1dd0d2c2", UPN: "alice@contoso.example"}}, Groups: []Group{{ID: "1", Name: "eng", Users: []string{"1dd0d2c2"}}}}
+	for i := range 3000 {
+		id := fmt.Sprintf("u%04d", i)
+		s.Users = append(s.Users, User{ID: id, UPN: id + "@contoso.example"})
+		s.Groups = append(s.Groups, Group{ID: fmt.Sprintf("g%d", i%40+2), Name: fmt.Sprintf("team-%02d", i%40)})
+	}
+	s.Groups = s.Groups[:41]
+	for i := range 3000 {
+		s.Groups[1+i%40].Users = append(s.Groups[1+i%40].Users, fmt.Sprintf("u%04d", i))
+	}
+	d, err := m.Map(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := NewReport("plan", Diff(d, nil, m.Scope()), nil)
+	var text, md, js bytes.Buffer
+	_ = rep.Render(&text, "text")
+	_ = rep.Render(&md, "markdown")
+	_ = rep.Render(&js, "json")
+	if !strings.Contains(text.String(), "+ user:1dd0d2c2 (alice@contoso.example)") {
+		t.Error("the text report does not name the opaque user")
+	}
+	if !strings.Contains(js.String(), `"user:1dd0d2c2": "alice@contoso.example"`) {
+		t.Error("the JSON report has no user_names")
+	}
+	out := md.String()
+	if len(out) > 65_536 || !strings.Contains(out, "Cut to fit a pull-request comment") || !strings.Contains(out, "| `group:team-39` (team-39) | +75 | −0 |") {
+		t.Fatalf("markdown of %d characters:\n%.2000s", len(out), out)
 	}
 }

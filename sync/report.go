@@ -34,6 +34,9 @@ type Report struct {
 	// ManagedByGrants (target-driven mode) lists the groups managed only
 	// because an application's grants name them, with those grants.
 	ManagedByGrants []GrantReference `json:"managed_by_grants,omitempty"`
+	// UserNames gives a readable name (UPN, else mail) for each user in
+	// Changes and Withheld whose OpenFGA id is an opaque key.
+	UserNames map[string]string `json:"user_names,omitempty"`
 	// Slice (a targeted run, RunSlice) is what the run covered; absent for
 	// a full run.
 	Slice *ReportSlice `json:"slice,omitempty"`
@@ -130,6 +133,27 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 		r.ManagedByGrants = append(r.ManagedByGrants, ref)
 	}
 	slices.SortFunc(r.ManagedByGrants, func(a, b GrantReference) int { return strings.Compare(a.Object, b.Object) })
+	if labels := p.Desired.UserLabels; len(labels) > 0 {
+		name := func(user string) {
+			if l, ok := labels[user]; ok {
+				if r.UserNames == nil {
+					r.UserNames = map[string]string{}
+				}
+				r.UserNames[user] = l
+			}
+		}
+		for _, c := range r.Changes {
+			for _, u := range c.Add {
+				name(u)
+			}
+			for _, u := range c.Delete {
+				name(u)
+			}
+		}
+		for _, w := range r.Withheld {
+			name(w.Tuple.User)
+		}
+	}
 	if result != nil {
 		res := *result
 		res.Failed = slices.Clone(res.Failed)
@@ -142,6 +166,14 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 		r.Result = &res
 	}
 	return r
+}
+
+// userLabel is " (name)" for a user with a readable name, else "".
+func (r *Report) userLabel(user string) string {
+	if l, ok := r.UserNames[user]; ok {
+		return " (" + l + ")"
+	}
+	return ""
 }
 
 // Pending reports whether the plan has changes to make.

@@ -123,10 +123,10 @@ func (r *Report) renderText(w io.Writer) error {
 	for _, c := range r.Changes {
 		fmt.Fprintf(b, "\n  %s\n", c.title())
 		for _, u := range c.Add {
-			fmt.Fprintf(b, "    + %s\n", u)
+			fmt.Fprintf(b, "    + %s%s\n", u, r.userLabel(u))
 		}
 		for _, u := range c.Delete {
-			fmt.Fprintf(b, "    - %s\n", u)
+			fmt.Fprintf(b, "    - %s%s\n", u, r.userLabel(u))
 		}
 	}
 	if len(r.Withheld) > 0 {
