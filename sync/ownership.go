@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/groupsync/groupsync/config"
 )
 
@@ -42,11 +44,14 @@ type managedScope struct {
 }
 
 // newScoper returns mode's scoper. A registry is needed for owned mode
-// only.
-func newScoper(mode config.OwnershipMode, sink Sink, registry Registry) (scoper, error) {
+// only; log (nil logs nothing) gets the scoper's debug messages.
+func newScoper(mode config.OwnershipMode, sink Sink, registry Registry, log *zap.Logger) (scoper, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	switch mode {
 	case config.OwnershipOwned:
-		return ownedScoper{sink: sink, registry: registry}, nil
+		return ownedScoper{sink: sink, registry: registry, log: log}, nil
 	case config.OwnershipAuthoritative:
 		return authoritativeScoper{sink: sink}, nil
 	case config.OwnershipTargetDriven:
@@ -74,6 +79,7 @@ func (authoritativeScoper) narrow(_ context.Context, scope Scope, _ *Desired, ea
 type ownedScoper struct {
 	sink     Sink
 	registry Registry
+	log      *zap.Logger
 }
 
 func (o ownedScoper) readBefore(ctx context.Context, scope Scope) earlyRead {
@@ -104,8 +110,9 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 	}
 	existing := early.tuples
 	// Groups about to be claimed may already hold tuples (written by hand
-	// before groupsync managed them): read those too.
-	if len(claims) > 0 {
+	// before groupsync managed them): read those too, unless no tuple of
+	// the type was ever written (a first sync into an empty store).
+	if len(claims) > 0 && !o.neverWritten(ctx, scope.ObjectType, len(early.tuples) > 0) {
 		s := scope
 		s.Objects = claims
 		more, err := o.sink.Read(ctx, s)
@@ -115,6 +122,25 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 		existing = append(existing, more...)
 	}
 	return managedScope{scope: scope, existing: existing, claims: claims, releases: releases}, nil
+}
+
+// neverWritten reports whether the sink is certain that no tuple of
+// objectType was ever written; known (tuples of it were read) skips the
+// question. Any doubt or error answers false, so the groups are read.
+func (o ownedScoper) neverWritten(ctx context.Context, objectType string, known bool) bool {
+	h, ok := o.sink.(TypeHistory)
+	if !ok || known {
+		return false
+	}
+	never, err := h.NeverWritten(ctx, objectType)
+	if err != nil {
+		o.log.Debug("could not tell whether the store ever held tuples of the type; reading the groups to claim", zap.String("type", objectType), zap.Error(err))
+		return false
+	}
+	if never {
+		o.log.Debug("no tuple of the type was ever written; the groups to claim have none to read", zap.String("type", objectType))
+	}
+	return never
 }
 
 // claimsAndReleases drops desired groups that another instance owns, and

@@ -51,3 +51,13 @@ type TargetLister interface {
 type GrantFinder interface {
 	Grants(ctx context.Context, objects []string, relation string) (map[string][]Tuple, error)
 }
+
+// TypeHistory is a sink that can tell, cheaply and exactly, that no tuple
+// of an object type was ever written to it (OpenFGA: its changelog has no
+// change of that type). Owned mode uses it to skip reading the groups it
+// is about to claim in a store that never held such a tuple. NeverWritten
+// answers true only when it is certain; false (or an error) means tuples
+// may exist, and they are read as before.
+type TypeHistory interface {
+	NeverWritten(ctx context.Context, objectType string) (bool, error)
+}

@@ -24,7 +24,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 			return nil, err
 		}
 	}
-	scoper, err := newScoper(e.mode(), e.Sink, e.Registry)
+	scoper, err := newScoper(e.mode(), e.Sink, e.Registry, log)
 	if err != nil {
 		return nil, err
 	}

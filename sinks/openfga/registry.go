@@ -97,12 +97,19 @@ func (r *Registry) Owned(ctx context.Context) ([]string, error) {
 }
 
 // Owners returns the other instances that manage each of objects, reading
-// one object's markers per request, several in flight.
+// one object's markers per request, several in flight, unless the
+// changelog shows that no marker was ever written.
 func (r *Registry) Owners(ctx context.Context, objects []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	s, err := r.store(ctx, false)
-	if s == nil || err != nil {
+	if s == nil || err != nil || len(objects) == 0 {
 		return out, err
+	}
+	// A store where no instance ever wrote a marker (a first sync) has no
+	// owner to find: one look at the changelog spares a read per object.
+	// On any doubt, read them.
+	if r.neverClaimed(ctx, s) {
+		return out, nil
 	}
 	var mu sync.Mutex
 	err = s.eachObject(ctx, objects, func(ctx context.Context, obj string) error {
