@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	fga "github.com/openfga/go-sdk"
 
@@ -36,9 +37,19 @@ func (s *Sink) NeverWritten(ctx context.Context, objectType string) (bool, error
 // to s: every change of the ownership type there is a lease's. It pages
 // through those changes, at most a few pages, and answers false whenever
 // it cannot tell (a marker, too many changes, an error).
+//
+// A server with a positive --changelog-horizon-offset hides its latest
+// changes, and another instance's fresh markers with them; two instances
+// could then claim one group. So the answer is yes only when the
+// changelog shows this instance's own lease written within the last
+// half minute: the run's own write is visible, so the changelog is not
+// behind. Without the lease (sync.lease off) there is no such proof, and
+// the owners are read.
 func (r *Registry) neverClaimed(ctx context.Context, s *Sink) bool {
 	const pages, pageSize = 3, 100
 	token := ""
+	self := r.self()
+	fresh := false
 	for range pages {
 		resp, err := call(ctx, &s.conn, "ReadChanges", s.storeID, nil, func(ctx context.Context) (fga.ReadChangesResponse, *http.Response, error) {
 			req := s.api.ReadChanges(ctx, s.storeID).Type_(r.typ).PageSize(pageSize)
@@ -54,10 +65,13 @@ func (r *Registry) neverClaimed(ctx context.Context, s *Sink) bool {
 			if c.TupleKey.Relation != RelationLease {
 				return false
 			}
+			if c.TupleKey.Object == self && time.Since(c.Timestamp) < 30*time.Second {
+				fresh = true
+			}
 		}
 		next := resp.GetContinuationToken()
 		if len(resp.Changes) == 0 && (next == "" || next == token) {
-			return true // the end of the changelog
+			return fresh // the end of the changelog
 		}
 		if next == "" || next == token {
 			return false // changes but no way on: cannot tell

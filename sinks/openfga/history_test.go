@@ -77,13 +77,22 @@ func TestOwnersSkipsReadsOnlyWhenNoMarkerWasWritten(t *testing.T) {
 		}
 		return got
 	}
-	if got := owners(0); len(got) != 0 {
+	// Nothing in the changelog proves it is current (no fresh lease of
+	// this instance's): the owners are read.
+	if got := owners(len(objects)); len(got) != 0 {
 		t.Fatalf("owners in an empty store: %v", got)
 	}
 	lease := gsync.Tuple{User: "groupsync_instance:ldap", Relation: openfga.RelationLease, Object: "groupsync_instance:ldap"}
 	srv.WriteTuples(t, storeID, lease)
 	srv.DeleteTuples(t, storeID, lease)
 	srv.WriteTuples(t, storeID, lease)
+	if got := owners(len(objects)); len(got) != 0 {
+		t.Fatalf("owners with another instance's leases only: %v", got)
+	}
+	// This instance's own lease, just written (a run holding it): the
+	// changelog is current, and holds no marker: nothing to read.
+	own := gsync.Tuple{User: "groupsync_instance:entra", Relation: openfga.RelationLease, Object: "groupsync_instance:entra"}
+	srv.WriteTuples(t, storeID, own)
 	if got := owners(0); len(got) != 0 {
 		t.Fatalf("owners with leases only: %v", got)
 	}
