@@ -103,7 +103,7 @@ func TestPackingNearMinimum(t *testing.T) {
 	o := graphtest.GenOptions{Seed: 42, Users: 10_000, Groups: 1_000, MaxDepth: 3, MembersPerGroup: 90,
 		GuestFraction: 0.03, DisabledFraction: 0.02, Devices: 200, Cycles: 1}
 	if raceEnabled || testing.Short() {
-		o.Users, o.Groups, o.Devices = 3_000, 300, 60
+		o.Users, o.Groups, o.Devices = 6_000, 600, 120
 	}
 	tenant := graphtest.Generate(o)
 	least := minRequests(tenant)
