@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	abs "github.com/microsoft/kiota-abstractions-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/groupsync/groupsync/internal/retry"
 )
@@ -48,55 +46,115 @@ type itemRetries struct {
 	waited   time.Duration
 }
 
-// sendBatches sends reads in $batch requests, round by round: a round sends
-// every pending read, 20 to a batch, a few batches in flight; the reads the
-// answers lead to and the items to retry make the next round. The items a
-// server throttles or fails with a retryable status are retried (Graph
-// answers each item on its own), after the longest wait any of them needs.
+// sendBatches sends reads in $batch requests from one queue of pending
+// reads: the keys given, the reads their answers lead to (a group's next
+// page, a subgroup's first page) and the items to retry. A batch takes up to
+// 20 reads from the front of the queue, with up to max_parallel_requests
+// batches in flight. A batch goes out full, or with what is pending when no
+// batch is in flight (none could add to the queue): so reads that answers
+// lead to fill the batches still to be sent instead of going out in rounds
+// of their own. Those reads join the queue at its front: a big group's next
+// page is the longest chain of reads left, and must not wait behind other
+// groups' first pages. The items a server throttles or fails with a
+// retryable status are retried (Graph answers each item on its own); while
+// the longest wait any of them needs runs, no batch is sent.
+//
+// A read fails the whole call: the other batches are cancelled and waited
+// for, and the first error is returned.
 func sendBatches[K any](ctx context.Context, s *Source, b batchReads[K], keys []K) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		next []batchRead[K]
+		wait time.Duration
+		err  error
+	}
 	pending := make([]batchRead[K], len(keys))
 	for i, k := range keys {
 		pending[i] = batchRead[K]{key: k}
 	}
-	for len(pending) > 0 {
-		var (
-			mu   sync.Mutex
-			next []batchRead[K]
-			wait time.Duration
-		)
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(s.cfg.MaxParallelRequests)
-		for chunk := range slices.Chunk(pending, batchSize) {
-			g.Go(func() error {
-				n, w, err := sendBatchOnce(gctx, s, b, chunk)
-				mu.Lock()
-				next = append(next, n...)
-				wait = max(wait, w)
-				mu.Unlock()
-				return err
-			})
+	var (
+		limit    = max(1, s.cfg.MaxParallelRequests)
+		done     = make(chan result, limit)
+		inFlight int
+		resume   time.Time // no batch is sent before it: a throttled item's wait
+		firstErr error
+	)
+	fail := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+			cancel()
 		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		if wait > 0 {
-			s.log.Debug("Graph throttled batch items; waiting", zap.Duration("wait", wait), zap.Int("items", len(next)))
-			if err := retry.Sleep(ctx, wait); err != nil {
-				return err
-			}
-			s.stats.addWait(wait)
-		}
-		pending = next
 	}
-	return nil
+	for {
+		if firstErr == nil {
+			for inFlight < limit && len(pending) > 0 && (len(pending) >= batchSize || inFlight == 0) && !time.Now().Before(resume) {
+				n := min(batchSize, len(pending))
+				chunk := slices.Clone(pending[:n])
+				pending = pending[n:]
+				inFlight++
+				go func() {
+					next, wait, err := sendBatchOnce(ctx, s, b, chunk)
+					done <- result{next, wait, err}
+				}()
+			}
+			if inFlight == 0 && len(pending) == 0 {
+				return nil
+			}
+		} else if inFlight == 0 {
+			return firstErr
+		}
+		var (
+			timer     *time.Timer
+			wake      <-chan time.Time
+			cancelled <-chan struct{}
+		)
+		if firstErr == nil {
+			cancelled = ctx.Done()
+			if wait := time.Until(resume); wait > 0 && len(pending) > 0 {
+				timer = time.NewTimer(wait)
+				wake = timer.C
+			}
+		}
+		select {
+		case r := <-done:
+			inFlight--
+			if r.err != nil {
+				fail(r.err)
+				break
+			}
+			if firstErr != nil {
+				break
+			}
+			// Front of the queue, in the order the batch gave them.
+			pending = append(r.next, pending...)
+			if r.wait > 0 {
+				now := time.Now()
+				if until := now.Add(r.wait); until.After(resume) {
+					s.log.Debug("Graph throttled batch items; waiting", zap.Duration("wait", r.wait), zap.Int("items", len(r.next)))
+					if resume.After(now) {
+						now = resume
+					}
+					s.stats.addWait(until.Sub(now))
+					resume = until
+				}
+			}
+		case <-wake:
+		case <-cancelled:
+			fail(ctx.Err())
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
 }
 
-// sendBatchOnce sends one $batch and returns the next round's reads and
-// how long to wait before it.
+// sendBatchOnce sends one $batch and returns the reads its answers lead to
+// and the items to retry, and how long to wait before sending those.
 func sendBatchOnce[K any](ctx context.Context, s *Source, b batchReads[K], reads []batchRead[K]) ([]batchRead[K], time.Duration, error) {
 	req := msgraphcore.NewBatchRequest(s.adapter)
-	byID := make(map[string]batchRead[K], len(reads))
-	for _, r := range reads {
+	ids := make([]string, len(reads))
+	for i, r := range reads {
 		info, err := b.request(ctx, r.key)
 		if err != nil {
 			return nil, 0, fmt.Errorf("msgraph: build the request for %s: %w", b.name(r.key), err)
@@ -105,7 +163,7 @@ func sendBatchOnce[K any](ctx context.Context, s *Source, b batchReads[K], reads
 		if err != nil {
 			return nil, 0, fmt.Errorf("msgraph: build batch: %w", err)
 		}
-		byID[*item.GetId()] = r
+		ids[i] = *item.GetId()
 	}
 	s.stats.BatchItems.Add(int64(len(reads)))
 	answers, err := s.sendBatch(ctx, req)
@@ -116,7 +174,10 @@ func sendBatchOnce[K any](ctx context.Context, s *Source, b batchReads[K], reads
 		next []batchRead[K]
 		wait time.Duration
 	)
-	for id, r := range byID {
+	// In the order of reads, so that the queue's order does not depend on
+	// map order.
+	for i, r := range reads {
+		id := ids[i]
 		a, ok := answers[id]
 		if !ok || a.Status == 0 {
 			return nil, 0, fmt.Errorf("msgraph: $batch answer lacks request %s (%s)", id, b.name(r.key))

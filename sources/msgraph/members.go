@@ -18,7 +18,8 @@ import (
 )
 
 // memberReader reads the direct members of many groups with $batch
-// (sendBatches): next pages and newly found subgroups make the next round.
+// (sendBatches): next pages and newly found subgroups join the queue of
+// pages still to read, and fill the batches still to be sent.
 type memberReader struct {
 	s         *Source
 	known     map[string]listed // every listed group, synced or not
