@@ -44,6 +44,8 @@ type options struct {
 	policy     string
 	force      bool
 	slice      gsync.Slice // plan, apply: --user, --group
+	planOut    string      // plan --out: save the plan here
+	planFile   string      // apply FILE: apply this saved plan
 	push       pushOptions // plan, apply: --pushgateway, --pushgateway-job
 	logLevel   string
 	logFormat  string
@@ -137,16 +139,26 @@ func newPlanCmd(o *options) *cobra.Command {
 	addOutputFlag(cmd, o)
 	addSliceFlags(cmd, o)
 	addPushFlags(cmd, &o.push)
+	cmd.Flags().StringVar(&o.planOut, "out", "", "save the plan to this file, for \"groupsync apply FILE\" to apply exactly it")
 	return cmd
 }
 
 func newApplyCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "apply",
+		Use:     "apply [SAVED_PLAN]",
 		Aliases: []string{"sync"},
-		Short:   "Reconcile once: write the plan's adds and deletes, and report what was written",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Short:   "Reconcile once: write the plan's adds and deletes (or exactly a saved plan's), and report what was written",
+		Long: `apply plans and writes. Given a file that "plan --out" saved, it applies
+exactly that plan: it plans again under the lease and, if the source or
+OpenFGA changed so that the plan differs, writes nothing and exits 1.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if !o.slice.Empty() {
+					return errors.New("a saved plan carries its own --user/--group; give neither with a plan file")
+				}
+				o.planFile = args[0]
+			}
 			_, err := o.runEngine(cmd.Context(), true)
 			return exitFor(err)
 		},
@@ -190,9 +202,14 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 	engine.Force = o.force
 	var rep *gsync.Report
 	var runErr error
-	if o.slice.Empty() {
+	switch {
+	case !apply && o.planOut != "":
+		rep, runErr = o.savePlan(ctx, engine)
+	case apply && o.planFile != "":
+		rep, runErr = o.applySaved(ctx, engine)
+	case o.slice.Empty():
 		rep, runErr = engine.Run(ctx, apply)
-	} else {
+	default:
 		rep, runErr = engine.RunSlice(ctx, o.slice, apply)
 	}
 	shot.push(ctx, engine, rep, runErr, log)
