@@ -98,6 +98,24 @@ func TestIncusWithAuthentik(t *testing.T) {
 		t.Fatalf("second plan: %d\n%s", code, out)
 	}
 
+	// explain: carol reaches team-red through its interns group; Incus
+	// lets her create instances in project red.
+	code, out, errOut = cli(t, "explain", "user", "carol", "-c", cfg, logs, "--check", "can_create_instances project:red", "--check", "can_edit server:incus")
+	for _, want := range []string{
+		"user carol", "group:incus-team-red  (incus-team-red): through incus-red-interns",
+		"group:incus-red-interns  (incus-red-interns): direct member",
+		"user:carol member group:incus-team-red", "In sync: apply would change nothing.",
+		"user:carol can_create_instances project:red: true", "user:carol can_edit server:incus: false",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("explain user carol: %d, lacks %q:\n%s%s", code, want, out, errOut)
+		}
+	}
+	code, out, errOut = cli(t, "explain", "group", "incus-team-red", "-c", cfg, logs, "-o", "json", "--check", "operator project:red")
+	if code != 0 || !strings.Contains(out, `"subgroups": [`) || !strings.Contains(out, `"user": "group:incus-team-red#member"`) || !strings.Contains(out, `"allowed": true`) {
+		t.Fatalf("explain group: %d\n%s%s", code, out, errOut)
+	}
+
 	// Incus is upgraded and writes its model again; alice leaves the team.
 	srv.WriteModel(t, storeID, fgatest.IncusLikeModel)
 	if err := ak.Mutate(func(tn *authentiktest.Tenant) { tn.Groups[0].Users = nil }); err != nil {
