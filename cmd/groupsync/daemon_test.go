@@ -289,7 +289,7 @@ func TestDeployArgsParseWithTheCLI(t *testing.T) {
 		t.Fatalf("commands deployed: %v in %d variants; want apply (CronJob) and daemon (Deployment)", seen, len(variants))
 	}
 	// The check bites.
-	for _, bad := range [][]string{{"aply"}, {"daemon", "--bogus"}, {"apply", "extra"}, {"daemon", "--log-format=xml"}, {}} {
+	for _, bad := range [][]string{{"aply"}, {"daemon", "--bogus"}, {"apply", "plan.json", "extra"}, {"daemon", "--log-format=xml"}, {}} {
 		if _, err := parseArgs(bad); err == nil {
 			t.Errorf("args %q passed", bad)
 		}
