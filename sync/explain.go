@@ -47,12 +47,8 @@ type GroupMembers struct {
 }
 
 // Explain reads the slice of one user or group from the source and
-// OpenFGA and says how its tuples come about. It writes nothing.
+// OpenFGA, once, and says how its tuples come about. It writes nothing.
 func (e *Engine) Explain(ctx context.Context, kind, name string) (*Explanation, error) {
-	ss, ok := e.Source.(SliceSource)
-	if !ok {
-		return nil, fmt.Errorf("this source cannot read one user or group; explain needs a source that can (every source of groupsync can)")
-	}
 	var slice Slice
 	switch kind {
 	case "user":
@@ -62,11 +58,8 @@ func (e *Engine) Explain(ctx context.Context, kind, name string) (*Explanation, 
 	default:
 		return nil, fmt.Errorf("explain %q: explain a user or a group", kind)
 	}
-	snap, err := ss.SnapshotSlice(ctx, slice)
-	if err != nil {
-		return nil, fmt.Errorf("read source: %w", err)
-	}
-	p, rs, err := e.PlanSlice(ctx, slice)
+	// One read of the source: the plan's own slice snapshot.
+	p, rs, snap, err := e.planSlice(ctx, slice)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +83,9 @@ func (e *Engine) Explain(ctx context.Context, kind, name string) (*Explanation, 
 		x.OpenFGA = rs.UserIDs
 		uid := strings.TrimPrefix(name, e.Mapper.cfg.User.Type+":")
 		for _, u := range snap.Users {
-			if u.ID == uid || u.UPN == uid || u.Mail == uid || slices.Contains(rs.UserIDs, e.Mapper.cfg.User.Type+":"+uid) {
+			// The user the run resolved the name to: by source id, or by
+			// the OpenFGA id the mapping gives them.
+			if id := e.Mapper.openfgaUser(u); u.ID == uid || id != "" && slices.Contains(rs.UserIDs, id) {
 				x.Found, x.SourceID = true, u.ID
 				break
 			}

@@ -1,5 +1,7 @@
 package sync
 
+import "strings"
+
 // What the external tests (package sync_test, which may import fgatest)
 // check directly.
 
@@ -7,7 +9,7 @@ package sync
 // rules, or "" when both can.
 func IDVerdict(object, user string) string {
 	for _, s := range []string{object, user} {
-		typ, id, _ := cutType(s)
+		typ, id, _ := strings.Cut(s, ":")
 		if typ == "" {
 			return "no type"
 		}
@@ -19,13 +21,4 @@ func IDVerdict(object, user string) string {
 		return why
 	}
 	return userLengthProblem(user)
-}
-
-func cutType(s string) (typ, id string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return "", s, false
 }

@@ -30,28 +30,41 @@ func checkGuards(p *Plan, g config.Guards, emptySource bool) *GuardTrip {
 		return &GuardTrip{Guard: GuardEmptySource, Message: "the source returned no groups or no memberships at all; " +
 			"if that is really so, set sync.guards.allow_empty_source: true (or run once with --force)"}
 	}
-	n := float64(len(p.Deletes))
-	if g.MaxDeletes > 0 && len(p.Deletes) > g.MaxDeletes {
-		return &GuardTrip{Guard: GuardMaxDeletes, Limit: float64(g.MaxDeletes), Actual: n,
-			Message: fmt.Sprintf("the plan deletes %d tuples, over sync.guards.max_deletes (%d); check the plan, then run once with --force or raise the limit", len(p.Deletes), g.MaxDeletes)}
-	}
-	if g.MaxDeletePercent > 0 && p.Existing > 0 && len(p.Deletes) > percentGuardFloor {
-		pct := 100 * n / float64(p.Existing)
-		if pct > g.MaxDeletePercent {
-			return &GuardTrip{Guard: GuardMaxDeletePercent, Limit: g.MaxDeletePercent, Actual: pct,
-				Message: fmt.Sprintf("the plan deletes %d of %d managed tuples (%.1f%%), over sync.guards.max_delete_percent (%g%%); check the plan, then run once with --force or raise the limit", len(p.Deletes), p.Existing, pct, g.MaxDeletePercent)}
+	deletes := sizeGuard{count: len(p.Deletes), max: g.MaxDeletes, maxPercent: g.MaxDeletePercent,
+		countGuard: GuardMaxDeletes, percentGuard: GuardMaxDeletePercent,
+		countMsg:   "the plan deletes %d tuples, over sync.guards.max_deletes (%d); check the plan, then run once with --force or raise the limit",
+		percentMsg: "the plan deletes %d of %d managed tuples (%.1f%%), over sync.guards.max_delete_percent (%g%%); check the plan, then run once with --force or raise the limit"}
+	adds := sizeGuard{count: len(p.Adds), max: g.MaxAdds, maxPercent: g.MaxAddPercent,
+		countGuard: GuardMaxAdds, percentGuard: GuardMaxAddPercent,
+		countMsg:   "the plan adds %d tuples, over sync.guards.max_adds (%d); a filter or mapping change can grant far more than meant: check the plan, then run once with --force or raise the limit",
+		percentMsg: "the plan adds %d tuples to %d managed (%.1f%%), over sync.guards.max_add_percent (%g%%); check the plan, then run once with --force or raise the limit"}
+	for _, sg := range []sizeGuard{deletes, adds} {
+		if trip := sg.check(p.Existing); trip != nil {
+			return trip
 		}
 	}
-	a := float64(len(p.Adds))
-	if g.MaxAdds > 0 && len(p.Adds) > g.MaxAdds {
-		return &GuardTrip{Guard: GuardMaxAdds, Limit: float64(g.MaxAdds), Actual: a,
-			Message: fmt.Sprintf("the plan adds %d tuples, over sync.guards.max_adds (%d); a filter or mapping change can grant far more than meant: check the plan, then run once with --force or raise the limit", len(p.Adds), g.MaxAdds)}
+	return nil
+}
+
+// sizeGuard is a limit on how many changes of one kind (deletes, adds) a
+// plan makes: a count, and a share of the tuples already managed once the
+// plan makes more than percentGuardFloor of them.
+type sizeGuard struct {
+	count, max               int
+	maxPercent               float64
+	countGuard, percentGuard string
+	countMsg, percentMsg     string // formats: count, max; count, existing, percent, maxPercent
+}
+
+func (sg sizeGuard) check(existing int) *GuardTrip {
+	n := float64(sg.count)
+	if sg.max > 0 && sg.count > sg.max {
+		return &GuardTrip{Guard: sg.countGuard, Limit: float64(sg.max), Actual: n, Message: fmt.Sprintf(sg.countMsg, sg.count, sg.max)}
 	}
-	if g.MaxAddPercent > 0 && p.Existing > 0 && len(p.Adds) > percentGuardFloor {
-		pct := 100 * a / float64(p.Existing)
-		if pct > g.MaxAddPercent {
-			return &GuardTrip{Guard: GuardMaxAddPercent, Limit: g.MaxAddPercent, Actual: pct,
-				Message: fmt.Sprintf("the plan adds %d tuples to %d managed (%.1f%%), over sync.guards.max_add_percent (%g%%); check the plan, then run once with --force or raise the limit", len(p.Adds), p.Existing, pct, g.MaxAddPercent)}
+	if sg.maxPercent > 0 && existing > 0 && sg.count > percentGuardFloor {
+		if pct := 100 * n / float64(existing); pct > sg.maxPercent {
+			return &GuardTrip{Guard: sg.percentGuard, Limit: sg.maxPercent, Actual: pct,
+				Message: fmt.Sprintf(sg.percentMsg, sg.count, existing, pct, sg.maxPercent)}
 		}
 	}
 	return nil

@@ -130,14 +130,10 @@ func (p *Plan) DesiredTuples() []Tuple {
 // the diff: the desired ones it did not have to add, and the ones it
 // deletes or withholds from deleting. Sorted.
 func (p *Plan) ExistingTuples() []Tuple {
-	adds := map[Tuple]bool{}
+	// Policies and guards only ever withhold deletes, never adds.
+	adds := make(map[Tuple]bool, len(p.Adds))
 	for _, t := range p.Adds {
 		adds[t] = true
-	}
-	for _, w := range p.Withheld {
-		if w.Op == "add" {
-			adds[w.Tuple] = true
-		}
 	}
 	var out []Tuple
 	for _, t := range p.DesiredTuples() {

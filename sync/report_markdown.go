@@ -84,13 +84,15 @@ func fitComment(full string, detailsAt int, details []string) string {
 	if len(full) <= maxComment {
 		return full
 	}
-	head, tail := full[:detailsAt], full[detailsAt:]
+	// The details stand together from detailsAt; the rest follows them.
+	end := detailsAt
 	for _, d := range details {
-		tail = strings.Replace(tail, d, "", 1)
+		end += len(d)
 	}
-	kept := 0
+	head, tail := full[:detailsAt], full[end:]
 	var b strings.Builder
 	b.WriteString(head)
+	kept := 0
 	for _, d := range details {
 		if b.Len()+len(d)+len(tail) > maxComment {
 			break

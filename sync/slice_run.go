@@ -47,19 +47,26 @@ func (e *Engine) RunSlice(ctx context.Context, s Slice, apply bool) (*Report, er
 // PlanSlice reads the slice s and returns its plan without writing
 // anything, and what the slice resolved to.
 func (e *Engine) PlanSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, error) {
+	p, target, _, err := e.planSlice(ctx, s)
+	return p, target, err
+}
+
+// planSlice is PlanSlice that also returns the slice snapshot it read, for
+// Explain, which must not read the source a second time.
+func (e *Engine) planSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, *Snapshot, error) {
 	if s.Empty() {
-		return nil, nil, errors.New("a targeted run needs at least one user or group")
+		return nil, nil, nil, errors.New("a targeted run needs at least one user or group")
 	}
 	src, ok := e.Source.(SliceSource)
 	if !ok {
-		return nil, nil, fmt.Errorf("this source (%T) cannot read single users or groups; run without --user/--group for a full run", e.Source)
+		return nil, nil, nil, fmt.Errorf("this source (%T) cannot read single users or groups; run without --user/--group for a full run", e.Source)
 	}
 	if err := e.Sink.Verify(ctx, e.Mapper.WriteScope()); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if e.Registry != nil {
 		if err := e.Registry.Verify(ctx); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	m := e.Mapper
@@ -72,11 +79,11 @@ func (e *Engine) PlanSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, e
 	snap, err := src.SnapshotSlice(ctx, ask)
 	if err != nil {
 		// As for a full run: a failed read must never become deletes.
-		return nil, nil, fmt.Errorf("read source (slice %v): %w", ask, err)
+		return nil, nil, nil, fmt.Errorf("read source (slice %v): %w", ask, err)
 	}
 	d, err := m.Map(snap)
 	if err != nil {
-		return nil, nil, fmt.Errorf("map source: %w", err)
+		return nil, nil, nil, fmt.Errorf("map source: %w", err)
 	}
 	target := &ReportSlice{Users: nonNil(s.Users), Groups: nonNil(s.Groups),
 		UserIDs: m.sliceUsers(snap, ask.Users), Objects: m.sliceObjects(snap, s.Groups)}
@@ -98,7 +105,7 @@ func (e *Engine) PlanSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, e
 		read.Objects = target.Objects
 		ts, err := e.Sink.Read(ctx, read)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read OpenFGA: %w", err)
+			return nil, nil, nil, fmt.Errorf("read OpenFGA: %w", err)
 		}
 		existing = append(existing, ts...)
 	}
@@ -108,13 +115,13 @@ func (e *Engine) PlanSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, e
 		read.Users = target.UserIDs
 		ts, err := e.Sink.Read(ctx, read)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read OpenFGA: %w", err)
+			return nil, nil, nil, fmt.Errorf("read OpenFGA: %w", err)
 		}
 		existing = append(existing, ts...)
 	}
 	managed, owned, err := e.sliceManaged(ctx, d, target)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Never delete outside what a full run would manage.
 	existing = slices.DeleteFunc(existing, func(t Tuple) bool {
@@ -124,7 +131,7 @@ func (e *Engine) PlanSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, e
 	p := Diff(d, existing, scope)
 	if len(d.Grants) > 0 {
 		if err := e.planSliceGrants(ctx, p, d, target, managed, owned); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	applyPolicy(p, e.policy())
@@ -135,7 +142,7 @@ func (e *Engine) PlanSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, e
 		// the slice's tuples.
 		p.Guard = checkGuards(p, e.Settings.Guards, false)
 	}
-	return p, target, nil
+	return p, target, snap, nil
 }
 
 // sliceUsers resolves the names of a slice's users to OpenFGA users: a

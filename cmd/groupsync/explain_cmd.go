@@ -47,15 +47,7 @@ OBJECT.`,
 			if args[0] != "user" && args[0] != "group" {
 				return fmt.Errorf("explain %q: explain user NAME or explain group NAME", args[0])
 			}
-			cfg, err := config.Load(o.configPath)
-			if err != nil {
-				return err
-			}
-			log, err := o.logger()
-			if err != nil {
-				return err
-			}
-			engine, err := newEngine(cmd.Context(), cfg, log)
+			engine, cfg, err := o.configuredEngine(cmd.Context())
 			if err != nil {
 				return err
 			}

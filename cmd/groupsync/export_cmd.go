@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/groupsync/groupsync/config"
 	gsync "github.com/groupsync/groupsync/sync"
 )
 
@@ -33,24 +32,11 @@ or csv; "test" prints the tuples section of an "fga model test" file.
 --user and --group narrow it to a slice, as for plan.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(o.configPath)
+			engine, _, err := o.configuredEngine(cmd.Context())
 			if err != nil {
 				return err
 			}
-			log, err := o.logger()
-			if err != nil {
-				return err
-			}
-			engine, err := newEngine(cmd.Context(), cfg, log)
-			if err != nil {
-				return err
-			}
-			var p *gsync.Plan
-			if slice.Empty() {
-				p, err = engine.Plan(cmd.Context())
-			} else {
-				p, _, err = engine.PlanSlice(cmd.Context(), slice)
-			}
+			p, err := engine.PlanFor(cmd.Context(), &slice)
 			if err != nil {
 				return err
 			}

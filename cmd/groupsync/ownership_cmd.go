@@ -125,15 +125,7 @@ instance manages is refused: release it there first.`,
 
 // ownedEngine is the configured engine, which must keep a registry.
 func (o *options) ownedEngine(ctx context.Context) (*gsync.Engine, *config.Config, error) {
-	cfg, err := config.Load(o.configPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	log, err := o.logger()
-	if err != nil {
-		return nil, nil, err
-	}
-	engine, err := newEngine(ctx, cfg, log)
+	engine, cfg, err := o.configuredEngine(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -256,6 +256,25 @@ func exitFor(err error) error {
 	return err
 }
 
+// configuredEngine loads the config file and builds its engine, for the
+// commands that plan without printing a run's report (explain, export,
+// ownership).
+func (o *options) configuredEngine(ctx context.Context) (*gsync.Engine, *config.Config, error) {
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := o.logger()
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := newEngine(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return engine, cfg, nil
+}
+
 // newEngine wires the configured source and sink; opts instrument their
 // HTTP (daemon.go).
 func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...engineOption) (*gsync.Engine, error) {

@@ -12,7 +12,7 @@ import (
 // savePlan plans (writing nothing) and saves the plan to --out; the report
 // is the plan's, exit codes as for plan.
 func (o *options) savePlan(ctx context.Context, engine *gsync.Engine) (*gsync.Report, error) {
-	var slice *gsync.Slice
+	var slice *gsync.Slice // saved only for a targeted plan
 	if !o.slice.Empty() {
 		slice = &o.slice
 	}

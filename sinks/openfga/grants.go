@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	fga "github.com/openfga/go-sdk"
@@ -53,8 +54,8 @@ func (s *Sink) Grants(ctx context.Context, objects []string, relation string) (m
 	if len(objects) == 0 {
 		return map[string][]gsync.Tuple{}, nil
 	}
-	objectType, _, ok := cutObject(objects[0])
-	if !ok {
+	objectType, _, ok := strings.Cut(objects[0], ":")
+	if !ok || objectType == "" {
 		return nil, fmt.Errorf("openfga: %q is not an object (type:id)", objects[0])
 	}
 	types := grantTypes(s.model, objectType, relation)
@@ -89,13 +90,4 @@ func (s *Sink) Grants(ctx context.Context, objects []string, relation string) (m
 		return nil
 	})
 	return out, err
-}
-
-func cutObject(s string) (typ, id string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return s[:i], s[i+1:], i > 0
-		}
-	}
-	return "", "", false
 }
