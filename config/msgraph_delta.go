@@ -56,25 +56,31 @@ func (d MSGraphDelta) validate(add func(field, format string, args ...any)) {
 	if d.FullSyncEvery < 0 {
 		add(p+"full_sync_every", "must not be negative (0 reads in full only when the state is missing or expired), e.g. 24h")
 	}
-	s := d.State
+	d.State.validate(p+"state.", d.Enabled, add)
+}
+
+// validate checks a state store's settings; p is its field path with the
+// trailing dot, and enabled says whether the state will be used (a file
+// path is required only then).
+func (s DeltaState) validate(p string, enabled bool, add func(field, format string, args ...any)) {
 	switch s.Type {
 	case "memory":
 		if s.Name == "" {
-			add(p+"state.name", "is required: it names the state kept in memory")
+			add(p+"name", "is required: it names the state kept in memory")
 		}
 	case "file":
-		if s.Path == "" && d.Enabled {
-			add(p+"state.path", "is required for state type file: where to keep the state, e.g. /var/lib/groupsync/delta-state")
+		if s.Path == "" && enabled {
+			add(p+"path", "is required for state type file: where to keep the state, e.g. /var/lib/groupsync/state")
 		}
 	case "configmap", "secret":
 		// Part objects are named <name>-<n>: leave room for the suffix.
 		if len(s.Name) > 240 || !dnsSubdomain.MatchString(s.Name) {
-			add(p+"state.name", "%q is not a valid Kubernetes object name (lower-case letters, digits, '-' and '.', at most 240 characters)", s.Name)
+			add(p+"name", "%q is not a valid Kubernetes object name (lower-case letters, digits, '-' and '.', at most 240 characters)", s.Name)
 		}
 		if s.Namespace != "" && (len(s.Namespace) > 63 || !dnsLabel.MatchString(s.Namespace)) {
-			add(p+"state.namespace", "%q is not a valid Kubernetes namespace", s.Namespace)
+			add(p+"namespace", "%q is not a valid Kubernetes namespace", s.Namespace)
 		}
 	default:
-		add(p+"state.type", "%q is not one of memory, file, configmap, secret", s.Type)
+		add(p+"type", "%q is not one of memory, file, configmap, secret", s.Type)
 	}
 }

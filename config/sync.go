@@ -66,6 +66,8 @@ type Sync struct {
 	Ownership Ownership `yaml:"ownership"`
 	Guards    Guards    `yaml:"guards"`
 	Lease     Lease     `yaml:"lease"`
+	// Incremental reads OpenFGA in proportion to what changed.
+	Incremental Incremental `yaml:"incremental"`
 }
 
 // Ownership says which groups' tuples this instance may delete.
@@ -141,10 +143,11 @@ type Lease struct {
 
 func defaultSync() Sync {
 	return Sync{
-		Policy:    DefaultPolicy,
-		Ownership: Ownership{Mode: DefaultOwnershipMode, Instance: "groupsync", Type: "groupsync_instance"},
-		Guards:    Guards{MaxDeletes: 1000, MaxDeletePercent: 30},
-		Lease:     Lease{Enabled: true, TTL: Duration(10 * time.Minute)},
+		Policy:      DefaultPolicy,
+		Ownership:   Ownership{Mode: DefaultOwnershipMode, Instance: "groupsync", Type: "groupsync_instance"},
+		Guards:      Guards{MaxDeletes: 1000, MaxDeletePercent: 30},
+		Lease:       Lease{Enabled: true, TTL: Duration(10 * time.Minute)},
+		Incremental: defaultIncremental(),
 	}
 }
 
@@ -184,4 +187,5 @@ func (s Sync) validate(add func(field, format string, args ...any)) {
 	if s.Lease.Wait < 0 {
 		add("sync.lease.wait", "must not be negative")
 	}
+	s.Incremental.validate(add)
 }

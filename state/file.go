@@ -11,10 +11,13 @@ import (
 
 // File keeps the state in one file, replaced atomically (write a
 // temporary file next to it, sync, rename), readable by its owner only.
-type File struct{ path string }
+type File struct {
+	path  string
+	field string // where path is in the config, for messages
+}
 
 // NewFile returns a store at path; the directory must exist.
-func NewFile(path string) *File { return &File{path: path} }
+func NewFile(path string) *File { return &File{path: path, field: "source.msgraph.delta.state.path"} }
 
 func (f *File) Load(context.Context) ([]byte, error) {
 	data, err := os.ReadFile(f.path)
@@ -22,7 +25,7 @@ func (f *File) Load(context.Context) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read state file (source.msgraph.delta.state.path): %w", err)
+		return nil, fmt.Errorf("read state file (%s): %w", f.field, err)
 	}
 	return data, nil
 }
@@ -31,7 +34,7 @@ func (f *File) Save(_ context.Context, data []byte) (err error) {
 	dir := filepath.Dir(f.path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write state file (source.msgraph.delta.state.path): %w", err)
+		return fmt.Errorf("write state file (%s): %w", f.field, err)
 	}
 	defer func() {
 		if err != nil {

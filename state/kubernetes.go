@@ -75,6 +75,9 @@ type KubernetesOptions struct {
 	Kind      string // "configmap" or "secret"
 	Namespace string // empty: the pod's namespace
 	Name      string // the first object; more are <name>-1, <name>-2 ...
+	// Field is where these settings are in the config, for messages;
+	// empty is source.msgraph.delta.state.
+	Field string
 	// APIURL, TokenFile and CAFile default to the pod's in-cluster API
 	// server (https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)
 	// and service account files.
@@ -105,7 +108,10 @@ type Kubernetes struct {
 
 // NewKubernetes resolves the in-cluster defaults and returns the store.
 func NewKubernetes(o KubernetesOptions) (*Kubernetes, error) {
-	const p = "source.msgraph.delta.state."
+	p := "source.msgraph.delta.state."
+	if o.Field != "" {
+		p = o.Field + "."
+	}
 	k := &Kubernetes{o: o}
 	switch o.Kind {
 	case "configmap":

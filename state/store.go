@@ -34,18 +34,25 @@ type Store interface {
 // trusted (a torn write, a checksum mismatch).
 var ErrCorrupt = errors.New("state is damaged")
 
-// New opens the store that cfg describes.
-func New(cfg config.DeltaState) (Store, error) {
+// New opens the store that cfg describes: the Entra ID source's delta
+// state (source.msgraph.delta.state).
+func New(cfg config.DeltaState) (Store, error) { return Open(cfg, "source.msgraph.delta.state") }
+
+// Open opens the store that cfg describes; field is where cfg is in the
+// config ("sync.incremental.state"), for messages.
+func Open(cfg config.DeltaState, field string) (Store, error) {
 	switch cfg.Type {
 	case "memory", "":
 		return Shared(cfg.Name), nil
 	case "file":
 		if cfg.Path == "" {
-			return nil, fmt.Errorf("source.msgraph.delta.state.path: required for state type file")
+			return nil, fmt.Errorf("%s.path: required for state type file", field)
 		}
-		return NewFile(cfg.Path), nil
+		f := NewFile(cfg.Path)
+		f.field = field + ".path"
+		return f, nil
 	case "configmap", "secret":
-		k, err := NewKubernetes(KubernetesOptions{Kind: cfg.Type, Namespace: cfg.Namespace, Name: cfg.Name})
+		k, err := NewKubernetes(KubernetesOptions{Kind: cfg.Type, Namespace: cfg.Namespace, Name: cfg.Name, Field: field})
 		if err != nil {
 			// Outside a pod (a plan from a laptop, groupsync check): the
 			// run reads in full and says why; saving fails with the reason.
@@ -53,7 +60,7 @@ func New(cfg config.DeltaState) (Store, error) {
 		}
 		return k, nil
 	}
-	return nil, fmt.Errorf("source.msgraph.delta.state.type: %q is not one of memory, file, configmap, secret", cfg.Type)
+	return nil, fmt.Errorf("%s.type: %q is not one of memory, file, configmap, secret", field, cfg.Type)
 }
 
 // unavailable is a store that cannot work here; every call says why.

@@ -21,6 +21,10 @@ type Engine struct {
 	// runs apart. Both nil turns them off.
 	Registry Registry
 	Lease    Lease
+	// TargetState keeps what a run knows of the target between runs, so
+	// that the next reads only what changed (sync.incremental); nil reads
+	// every managed group every run.
+	TargetState StateStore
 	// Force lets this one run past the guards.
 	Force bool
 	Log   *zap.Logger // nil logs nothing

@@ -48,6 +48,8 @@ type env struct {
 	fga      config.OpenFGA
 	settings config.Sync // authoritative, no lease, no guards unless a test says otherwise
 	force    bool
+	// targetState, when set, is every engine's incremental state.
+	targetState gsync.StateStore
 }
 
 func newEnv(t *testing.T, snap *gsync.Snapshot, edit func(*config.Mapping)) *env {
@@ -77,6 +79,7 @@ func (e *env) engine() *gsync.Engine {
 		e.t.Fatal(err)
 	}
 	eng.Force = e.force
+	eng.TargetState = e.targetState
 	return eng
 }
 

@@ -26,7 +26,9 @@ type scoper interface {
 // read.
 type earlyRead struct {
 	owned  []string // owned mode: the objects the registry records
+	read   []string // owned mode: the groups whose tuples were read
 	tuples []Tuple
+	scoper scoper // the scoper that read it, to narrow with
 	err    error
 }
 
@@ -41,17 +43,21 @@ type managedScope struct {
 	// grantedBy (target-driven mode) names, for each group kept only
 	// because an application grants something to it, a few such grants.
 	grantedBy map[string][]Tuple
+	// known (incremental runs) are the managed groups not read: neither
+	// side changed them, so their tuples are the desired ones.
+	known map[string]bool
 }
 
 // newScoper returns mode's scoper. A registry is needed for owned mode
 // only; log (nil logs nothing) gets the scoper's debug messages.
-func newScoper(mode config.OwnershipMode, sink Sink, registry Registry, log *zap.Logger) (scoper, error) {
+// tr (nil: off) is the run's incremental reading of the target.
+func newScoper(mode config.OwnershipMode, sink Sink, registry Registry, tr *targetRun, log *zap.Logger) (scoper, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	switch mode {
 	case config.OwnershipOwned:
-		return ownedScoper{sink: sink, registry: registry, log: log}, nil
+		return ownedScoper{sink: sink, registry: registry, inc: tr, log: log}, nil
 	case config.OwnershipAuthoritative:
 		return authoritativeScoper{sink: sink}, nil
 	case config.OwnershipTargetDriven:
@@ -79,6 +85,7 @@ func (authoritativeScoper) narrow(_ context.Context, scope Scope, _ *Desired, ea
 type ownedScoper struct {
 	sink     Sink
 	registry Registry
+	inc      *targetRun // incremental reading; nil or full reads every owned group
 	log      *zap.Logger
 }
 
@@ -86,29 +93,56 @@ func (o ownedScoper) readBefore(ctx context.Context, scope Scope) earlyRead {
 	if o.registry == nil {
 		return earlyRead{err: fmt.Errorf("ownership mode owned needs a registry")}
 	}
-	owned, err := o.registry.Owned(ctx)
-	if err != nil {
-		return earlyRead{err: fmt.Errorf("read ownership records: %w", err)}
+	var owned []string
+	if o.inc.incremental() {
+		owned = o.inc.owned
+	} else {
+		var err error
+		if owned, err = o.registry.Owned(ctx); err != nil {
+			return earlyRead{err: fmt.Errorf("read ownership records: %w", err)}
+		}
+		if o.inc != nil {
+			o.inc.owned = owned
+		}
 	}
 	// The registry also records the objects of {user} grant rules; the
 	// membership read wants the groups only.
-	groups := slices.DeleteFunc(slices.Clone(owned), func(obj string) bool { return !strings.HasPrefix(obj, scope.ObjectType+":") })
+	groups := ownedGroups(owned, scope.ObjectType)
+	if o.inc.incremental() {
+		// Before the source is read, the groups someone changed, and those
+		// the state does not know, are already known to need a read.
+		groups = slices.DeleteFunc(groups, func(obj string) bool {
+			_, ok := o.inc.prev.Groups[obj]
+			return ok && !o.inc.dirty[obj]
+		})
+	}
 	if len(groups) == 0 {
 		return earlyRead{owned: owned}
 	}
 	scope.Objects = groups
 	r := readScope(ctx, o.sink, scope)
 	r.owned = owned
+	r.read = groups
 	return r
 }
 
 func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early earlyRead) (managedScope, error) {
-	groups := slices.DeleteFunc(slices.Clone(early.owned), func(obj string) bool { return !strings.HasPrefix(obj, scope.ObjectType+":") })
+	groups := ownedGroups(early.owned, scope.ObjectType)
 	claims, releases, err := o.claimsAndReleases(ctx, d, groups)
 	if err != nil {
 		return managedScope{}, err
 	}
 	existing := early.tuples
+	var known map[string]bool
+	if o.inc.incremental() {
+		more, k, err := o.readChanged(ctx, scope, d, groups, early.read)
+		if err != nil {
+			return managedScope{}, err
+		}
+		existing, known = append(existing, more...), k
+	} else if o.inc != nil {
+		o.inc.read.GroupsRead = len(groups)
+	}
 	// Groups about to be claimed may already hold tuples (written by hand
 	// before groupsync managed them): read those too, unless no tuple of
 	// the type was ever written (a first sync into an empty store).
@@ -121,7 +155,38 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 		}
 		existing = append(existing, more...)
 	}
-	return managedScope{scope: scope, existing: existing, claims: claims, releases: releases}, nil
+	return managedScope{scope: scope, existing: existing, claims: claims, releases: releases, known: known}, nil
+}
+
+// readChanged (incremental runs) reads the owned groups not read before
+// the source whose desired tuples changed since the state was kept, or
+// that are no longer desired; the rest are known. readBefore already read
+// those someone else changed.
+func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, owned, early []string) ([]Tuple, map[string]bool, error) {
+	digests := groupDigests(d, scope)
+	read := setOf(early)
+	known := map[string]bool{}
+	var changed []string
+	for _, obj := range owned {
+		switch dg, desired := digests[obj]; {
+		case read[obj]:
+		case desired && o.inc.known(obj, dg):
+			known[obj] = true
+		default:
+			changed = append(changed, obj)
+		}
+	}
+	o.inc.read.GroupsRead, o.inc.read.GroupsKnown = len(early)+len(changed), len(known)
+	if len(changed) == 0 {
+		return nil, known, nil
+	}
+	s := scope
+	s.Objects = changed
+	more, err := o.sink.Read(ctx, s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read OpenFGA: %w", err)
+	}
+	return more, known, nil
 }
 
 // neverWritten reports whether the sink is certain that no tuple of

@@ -27,6 +27,9 @@ type Plan struct {
 	GrantedBy map[string][]Tuple
 	// Guard is set when a guard stops the run; nothing is written then.
 	Guard *GuardTrip
+
+	// target is how the run read the target incrementally, if it did.
+	target *targetRun
 }
 
 // GuardTrip is a guard that stopped (or, for plan, would stop) a run
@@ -54,14 +57,26 @@ type Withheld struct {
 // of a million tuples needs no set of tuples. Diff filters and sorts
 // existing in place: the caller hands it over.
 func Diff(d *Desired, existing []Tuple, scope Scope) *Plan {
+	return diffKnown(d, existing, scope, nil)
+}
+
+// diffKnown is Diff where the objects in known were not read: their
+// tuples are known to be the desired ones (incremental runs), so they
+// count as existing and change nothing.
+func diffKnown(d *Desired, existing []Tuple, scope Scope, known map[string]bool) *Plan {
 	p := &Plan{Scope: scope, Desired: d}
-	have := slices.DeleteFunc(existing, func(t Tuple) bool { return !scope.Contains(t) })
+	have := slices.DeleteFunc(existing, func(t Tuple) bool { return !scope.Contains(t) || known[t.Object] })
 	if !slices.IsSortedFunc(have, Tuple.Compare) {
 		SortTuples(have)
 	}
 	want := d.Tuples
 	i, j := 0, 0
 	for i < len(want) || j < len(have) {
+		if i < len(want) && known[want[i].Object] {
+			p.Existing++
+			i++
+			continue
+		}
 		if j > 0 && j < len(have) && have[j] == have[j-1] {
 			j++ // a sink repeated a tuple: count it once
 			continue

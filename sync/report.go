@@ -27,6 +27,7 @@ type Report struct {
 	Ownership     ReportOwnership `json:"ownership"`
 	Guard         *GuardTrip      `json:"guard,omitempty"`       // a guard stopped (apply) or would stop (plan) the run
 	SourceRead    *SourceRead     `json:"source_read,omitempty"` // how an incremental source read
+	TargetRead    *TargetRead     `json:"target_read,omitempty"` // how OpenFGA was read, when sync.incremental is on
 	Result        *ApplyResult    `json:"result,omitempty"`      // apply only
 	// Grants are the grant rules' scopes (mapping.grants), planned like
 	// membership; absent without grant rules.

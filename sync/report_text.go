@@ -114,6 +114,13 @@ func (r *Report) renderText(w io.Writer) error {
 		}
 		b.WriteString(".\n")
 	}
+	if tr := r.TargetRead; tr != nil {
+		fmt.Fprintf(b, "OpenFGA read: %s, %d groups read, %d known unchanged", tr.Mode, tr.GroupsRead, tr.GroupsKnown)
+		if tr.Reason != "" {
+			fmt.Fprintf(b, " (full because %s)", tr.Reason)
+		}
+		b.WriteString(".\n")
+	}
 	for _, line := range r.grantLines() {
 		b.WriteString(line + "\n")
 	}

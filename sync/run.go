@@ -24,14 +24,21 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 			return nil, err
 		}
 	}
-	scoper, err := newScoper(e.mode(), e.Sink, e.Registry, log)
-	if err != nil {
-		return nil, err
-	}
 	readCtx, cancelRead := context.WithCancel(ctx)
 	defer cancelRead()
 	early := make(chan earlyRead, 1)
-	go func() { early <- scoper.readBefore(readCtx, e.Mapper.Scope()) }()
+	var tr *targetRun
+	go func() {
+		tr = e.beginTargetRun(readCtx, e.Mapper.Scope())
+		scoper, err := newScoper(e.mode(), e.Sink, e.Registry, tr, log)
+		if err != nil {
+			early <- earlyRead{err: err}
+			return
+		}
+		r := scoper.readBefore(readCtx, e.Mapper.Scope())
+		r.scoper = scoper
+		early <- r
+	}()
 
 	start := time.Now()
 	snap, err := e.Source.Snapshot(ctx)
@@ -54,13 +61,14 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 		return nil, pre.err
 	}
 
-	managed, err := scoper.narrow(ctx, e.Mapper.Scope(), desired, pre)
+	managed, err := pre.scoper.narrow(ctx, e.Mapper.Scope(), desired, pre)
 	if err != nil {
 		return nil, err
 	}
 	log.Debug("sink read", zap.Int("tuples", len(managed.existing)), zap.Duration("took", time.Since(start)))
 
-	p := Diff(desired, managed.existing, managed.scope)
+	p := diffKnown(desired, managed.existing, managed.scope, managed.known)
+	p.target = tr
 	p.Claims, p.Releases = managed.claims, withoutHeld(managed.releases, desired)
 	p.GrantedBy = managed.grantedBy
 	if len(desired.Grants) > 0 {
@@ -120,8 +128,9 @@ func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context)
 	}
 	res, err := e.apply(ctx, p)
 	if err == nil && commit {
-		// An incremental source keeps its new state only once the run it
-		// read for has been applied.
+		// What the run learnt of the target, and an incremental source's
+		// new state, are kept only once the run has been applied.
+		e.commitTarget(ctx, p.target, p)
 		if c, ok := e.Source.(Committer); ok {
 			if cerr := c.Commit(ctx); cerr != nil {
 				e.logger().Warn("the source's incremental state was not saved; the next run reads in full", zap.Error(cerr))
@@ -140,6 +149,10 @@ func (e *Engine) report(command string, p *Plan, res *ApplyResult) *Report {
 	if d, ok := e.Source.(ReadDescriber); ok {
 		rd := d.LastRead()
 		r.SourceRead = &rd
+	}
+	if p.target != nil {
+		tr := p.target.read
+		r.TargetRead = &tr
 	}
 	return r
 }

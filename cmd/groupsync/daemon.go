@@ -121,7 +121,7 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 	return func(ctx context.Context, cfg *config.Config) (*gsync.Report, error) {
 		h := newRunHTTP(m)
 		defer h.closeIdle()
-		engine, err := newEngine(ctx, cfg, log, withHTTP(h))
+		engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunS
 	return func(ctx context.Context, cfg *config.Config, s gsync.Slice) (*gsync.Report, error) {
 		h := newRunHTTP(m)
 		defer h.closeIdle()
-		engine, err := newEngine(ctx, cfg, log, withHTTP(h))
+		engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
 		if err != nil {
 			return nil, err
 		}

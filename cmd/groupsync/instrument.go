@@ -15,7 +15,13 @@ import (
 // builds: the daemon's (and a pushed one-shot run's) HTTP instrumentation.
 type engineOptions struct {
 	http *runHTTP // nil: the source's and sink's own transports
+	// daemon: the engine runs in the daemon, whose memory outlives a run,
+	// so an incremental state kept in memory is worth keeping.
+	daemon bool
 }
+
+// inDaemon marks an engine the daemon builds.
+func inDaemon() engineOption { return func(eo *engineOptions) { eo.daemon = true } }
 
 // engineOption adjusts newEngine.
 type engineOption func(*engineOptions)

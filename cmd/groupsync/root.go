@@ -288,7 +288,14 @@ func newEngine(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ..
 	if err != nil {
 		return nil, err
 	}
-	return gsync.New(cfg, src, newTarget(cfg, sink, sinkOpts), log)
+	engine, err := gsync.New(cfg, src, newTarget(cfg, sink, sinkOpts), log)
+	if err != nil {
+		return nil, err
+	}
+	if engine.TargetState, err = gsync.OpenTargetState(cfg.Sync.Incremental, !eo.daemon); err != nil {
+		return nil, err
+	}
+	return engine, nil
 }
 
 // newTarget keeps the ownership markers and the lease in the sink's store,
