@@ -100,6 +100,26 @@ plot "$work/plot.dat" using 1:2 with linespoints lw 2 title "groupsync first syn
      "" using 1:6 with linespoints lw 2 title "bare read of managed tuples"
 GP
 
+# Full against incremental runs: time and peak RSS against tenant size.
+gnuplot <<GP
+set terminal pngcairo size 1100,480 font ",11"
+set output "docs/bench-incremental.png"
+set multiplot layout 1,2 title "Full and incremental runs vs tenant size (OpenFGA on PostgreSQL, 2 cores)"
+set xlabel "managed tuples"
+set logscale xy
+set key top left
+set grid
+set ylabel "seconds"
+plot "$work/plot.dat" using 1:2 with linespoints lw 2 title "first sync (full)", \
+     "" using 1:5 with linespoints lw 2 title "no change, full read", \
+     "" using 1:7 with linespoints lw 2 title "no change, incremental"
+set ylabel "peak RSS (MB)"
+plot "$work/plot.dat" using 1:8 with linespoints lw 2 title "first sync (full)", \
+     "" using 1:9 with linespoints lw 2 title "no change, full read", \
+     "" using 1:10 with linespoints lw 2 title "no change, incremental"
+unset multiplot
+GP
+
 {
   echo "# Benchmarks"
   echo
@@ -108,6 +128,8 @@ GP
   echo "PostgreSQL $($pgbin/postgres --version | awk '{print $3}'), go-sdk $(go list -m -f '{{.Version}}' github.com/openfga/go-sdk), msgraph-sdk-go $(go list -m -f '{{.Version}}' github.com/microsoftgraph/msgraph-sdk-go). Run on $(date -u +%Y-%m-%d)."
   echo
   echo "![time vs size](docs/bench.png)"
+  echo
+  echo "![full and incremental runs vs size](docs/bench-incremental.png)"
   echo
   echo "## Results"
   echo

@@ -130,7 +130,7 @@ func benchEvents(ctx context.Context, o options, fga *counter, graph *graphtest.
 		after := fga.snapshot()
 		slices.Sort(lat)
 		m := measurement{Size: sz.Name, Scenario: fmt.Sprintf("events, %g change/s", rate.perSecond), Wall: time.Since(start),
-			GraphRequests: st.Requests, GraphItems: st.BatchItems, FGAReads: after[0] - before[0], FGAWrites: after[1] - before[1],
+			GraphRequests: st.Requests, GraphItems: st.BatchItems, FGAReads: after[0] - before[0], FGAWrites: after[1] - before[1], FGAOther: after[2] - before[2],
 			Changes: rate.changes, P50: lat[len(lat)/2], P99: lat[min(len(lat)-1, len(lat)*99/100)], Missed: countMissed(lat)}
 		log("%-24s p50 %s p99 %s  graph %.1f requests/change  openfga %.1f reads %.1f writes/change  missed %d",
 			m.Scenario, m.P50.Round(time.Millisecond), m.P99.Round(time.Millisecond),

@@ -119,7 +119,11 @@ func newCounter(target string) (*counter, error) {
 	return c, nil
 }
 
-func (c *counter) snapshot() [2]int64 { return [2]int64{c.reads.Load(), c.writes.Load()} }
+// snapshot is the reads, writes and other requests (the changelog,
+// models, stores) so far.
+func (c *counter) snapshot() [3]int64 {
+	return [3]int64{c.reads.Load(), c.writes.Load(), c.other.Load()}
+}
 
 // measurement is one row of a results table.
 type measurement struct {
@@ -129,6 +133,7 @@ type measurement struct {
 	GraphItems        int64 // requests carried inside $batch
 	FGAReads          int64
 	FGAWrites         int64
+	FGAOther          int64 // ReadChanges, model and store reads
 	Added, Deleted    int
 	PeakRSSBytes      int64
 	TotalAllocBytes   int64
@@ -246,9 +251,9 @@ sync:
 		after := fga.snapshot()
 		m.Size, m.Scenario, m.Memberships = sz.Name, scenario, memberships
 		m.GraphRequests, m.GraphItems = st.Requests, st.BatchItems
-		m.FGAReads, m.FGAWrites = after[0]-before[0], after[1]-before[1]
-		log("%-12s %8.2fs  graph %d requests (%d batched)  openfga %d reads %d writes  +%d -%d  rss %d MB",
-			scenario, m.Wall.Seconds(), m.GraphRequests, m.GraphItems, m.FGAReads, m.FGAWrites, m.Added, m.Deleted, m.PeakRSSBytes>>20)
+		m.FGAReads, m.FGAWrites, m.FGAOther = after[0]-before[0], after[1]-before[1], after[2]-before[2]
+		log("%-12s %8.2fs  graph %d requests (%d batched)  openfga %d reads %d writes %d other  +%d -%d  rss %d MB",
+			scenario, m.Wall.Seconds(), m.GraphRequests, m.GraphItems, m.FGAReads, m.FGAWrites, m.FGAOther, m.Added, m.Deleted, m.PeakRSSBytes>>20)
 		out = append(out, m)
 		return m, nil
 	}
@@ -315,6 +320,36 @@ sync:
 	}
 	if _, err := run("1% changed, incremental"); err != nil {
 		return nil, err
+	}
+	// Incremental on both sides: Graph delta queries and OpenFGA's
+	// changelog (sync.incremental), states in files. The seed reads both in
+	// full; then nothing changes; then 1% of the memberships move; then
+	// 100 tuples of owned groups are deleted behind groupsync's back.
+	targetState := filepath.Join(o.work, "groupsync-bench-"+sz.Name+".openfga-state")
+	_ = os.Remove(targetState)
+	both := strings.Replace(delta, "sync:\n", fmt.Sprintf("sync:\n  incremental: {full_every: 0s, state: {type: file, path: %s}}\n", targetState), 1)
+	if err := os.WriteFile(cfgPath, []byte(both), 0o600); err != nil {
+		return nil, err
+	}
+	if _, err := run("incremental seed (full read)"); err != nil {
+		return nil, err
+	}
+	if _, err := run("no change, incremental"); err != nil {
+		return nil, err
+	}
+	if err := graph.Mutate(func(t *graphtest.Tenant) { t.MoveMemberships(0.01, 13) }); err != nil {
+		return nil, err
+	}
+	if _, err := run("1% changed, incremental both sides"); err != nil {
+		return nil, err
+	}
+	if err := deleteBehindTheBack(ctx, cfg.OpenFGA, storeID, mapper.Scope(), 100); err != nil {
+		return nil, err
+	}
+	if m, err := run("100 deleted by hand, incremental"); err != nil {
+		return nil, err
+	} else if m.Added != 100 {
+		log("WARNING: the incremental run repaired %d of the 100 tuples deleted by hand", m.Added)
 	}
 	if err := os.WriteFile(cfgPath, cfgData, 0o600); err != nil {
 		return nil, err
@@ -617,7 +652,7 @@ func report(o options, ms []measurement) error {
 		}
 		sz := sizes[name]
 		fmt.Fprintf(&b, "\n### %s: %d users, %d groups, %d memberships, %d tuples managed\n\n", name, sz.Users, sz.Groups, rows[0].Memberships, rows[0].DesiredTuples)
-		b.WriteString("| scenario | wall | Graph requests (batched items) | OpenFGA reads | OpenFGA writes | tuples added | deleted | peak RSS | allocated |\n|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| scenario | wall | Graph requests (batched items) | OpenFGA reads (+ other requests) | OpenFGA writes | tuples added | deleted | peak RSS | allocated |\n|---|---|---|---|---|---|---|---|---|\n")
 		var events []measurement
 		for _, m := range rows {
 			if m.Changes > 0 {
@@ -636,7 +671,7 @@ func report(o options, ms []measurement) error {
 				rss = fmt.Sprintf("%d MB", m.PeakRSSBytes>>20)
 				alloc = fmt.Sprintf("%d MB in %dk allocs", m.TotalAllocBytes>>20, m.Mallocs/1000)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %s | %s |\n", m.Scenario, wall, graph, m.FGAReads, m.FGAWrites, m.Added, m.Deleted, rss, alloc)
+			fmt.Fprintf(&b, "| %s | %s | %s | %d (+%d) | %d | %d | %d | %s | %s |\n", m.Scenario, wall, graph, m.FGAReads, m.FGAOther, m.FGAWrites, m.Added, m.Deleted, rss, alloc)
 		}
 		if len(events) > 0 {
 			b.WriteString("\nEvents (`groupsync daemon`, Graph change notifications over HTTP, each change a user joining a group): latency from the change in Graph to the tuple readable in OpenFGA, and requests per change.\n\n")
@@ -655,7 +690,7 @@ func report(o options, ms []measurement) error {
 	}
 	if o.data != "" {
 		var d strings.Builder
-		d.WriteString("# memberships groupsync_first raw_writes naive noop bare_read\n")
+		d.WriteString("# memberships groupsync_first raw_writes naive noop bare_read noop_incremental first_rss_mb noop_rss_mb noop_incremental_rss_mb\n")
 		for _, name := range o.sizes {
 			var rows []measurement
 			for _, m := range ms {
@@ -666,8 +701,10 @@ func report(o options, ms []measurement) error {
 			if len(rows) == 0 {
 				continue
 			}
-			fmt.Fprintf(&d, "%d %.3f %.3f %.3f %.3f %.3f\n", rows[0].DesiredTuples, find(rows, "first sync").Wall.Seconds(), find(rows, "raw writes").Wall.Seconds(),
-				find(rows, "naive sync").Wall.Seconds(), find(rows, "no change").Wall.Seconds(), find(rows, "bare read").Wall.Seconds())
+			inc := find(rows, "no change, incremental")
+			fmt.Fprintf(&d, "%d %.3f %.3f %.3f %.3f %.3f %.3f %d %d %d\n", rows[0].DesiredTuples, find(rows, "first sync").Wall.Seconds(), find(rows, "raw writes").Wall.Seconds(),
+				find(rows, "naive sync").Wall.Seconds(), find(rows, "no change").Wall.Seconds(), find(rows, "bare read").Wall.Seconds(),
+				inc.Wall.Seconds(), find(rows, "first sync").PeakRSSBytes>>20, find(rows, "no change").PeakRSSBytes>>20, inc.PeakRSSBytes>>20)
 		}
 		if err := os.WriteFile(o.data, []byte(d.String()), 0o644); err != nil {
 			return err
@@ -678,6 +715,32 @@ func report(o options, ms []measurement) error {
 		return err
 	}
 	return os.WriteFile(o.out, []byte(b.String()), 0o644)
+}
+
+// deleteBehindTheBack deletes n tuples of the managed scope straight from
+// OpenFGA, one from each of n groups, as a person with the CLI would.
+func deleteBehindTheBack(ctx context.Context, fgaCfg config.OpenFGA, storeID string, scope gsync.Scope, n int) error {
+	sink, err := openfga.New(ctx, withStore(fgaCfg, storeID))
+	if err != nil {
+		return err
+	}
+	tuples, err := sink.Read(ctx, scope)
+	if err != nil {
+		return err
+	}
+	var victims []gsync.Tuple
+	seen := map[string]bool{}
+	for _, t := range tuples {
+		if len(victims) == n {
+			break
+		}
+		if !seen[t.Object] {
+			seen[t.Object] = true
+			victims = append(victims, t)
+		}
+	}
+	_, err = sink.Apply(ctx, gsync.Changes{Deletes: victims})
+	return err
 }
 
 func find(ms []measurement, prefix string) measurement {
