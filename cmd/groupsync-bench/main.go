@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&o.data, "data", "", "write the plot's data file here")
 	flag.StringVar(&o.analyze, "analyze", "", "shell command run after each bulk load (e.g. psql -c 'ANALYZE tuple')")
 	flag.StringVar(&o.work, "work", os.TempDir(), "directory for configs")
-	flag.StringVar(&o.profiles, "cpuprofiles", "", "write a CPU profile of every groupsync run into this directory")
+	flag.StringVar(&o.profiles, "cpuprofiles", "", "write a CPU profile and a near-peak heap profile of every groupsync run into this directory")
 	flag.BoolVar(&o.skipBaselines, "skip-baselines", false, "measure groupsync only")
 	flag.Parse()
 	o.sizes = strings.Split(sizeList, ",")
@@ -241,7 +241,8 @@ sync:
 		before := fga.snapshot()
 		runEnv := env
 		if o.profiles != "" {
-			runEnv = append(slices.Clone(env), "GROUPSYNC_CPUPROFILE="+filepath.Join(o.profiles, sz.Name+"-"+strings.ReplaceAll(strings.ReplaceAll(scenario, " ", "-"), "%", "pct")+".prof"))
+			base := filepath.Join(o.profiles, sz.Name+"-"+strings.NewReplacer(" ", "-", "%", "pct", ",", "").Replace(scenario))
+			runEnv = append(slices.Clone(env), "GROUPSYNC_CPUPROFILE="+base+".prof", "GROUPSYNC_HEAPPROFILE="+base+".heap")
 		}
 		m, err := runGroupsync(ctx, o.bin, cfgPath, runEnv)
 		if err != nil {

@@ -18,6 +18,10 @@ func main() {
 			}
 		}
 	}
+	// GROUPSYNC_HEAPPROFILE=file keeps a heap profile near the peak.
+	if path := os.Getenv("GROUPSYNC_HEAPPROFILE"); path != "" {
+		go watchHeapPeak(path)
+	}
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
 	if os.Getenv("GROUPSYNC_MEMSTATS") != "" {
