@@ -1,7 +1,10 @@
 package sync_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -185,3 +188,66 @@ func TestIncrementalKeepsNothingWithoutASuccessfulApply(t *testing.T) {
 }
 
 func contains(list []string, s string) bool { return slices.Contains(list, s) }
+
+// Another writer's change made while a run writes (after the run read the
+// group, before it kept its state) is told from the run's own writes when
+// they are read back, so the next run reads that group and repairs it.
+func TestIncrementalSeesOtherWritersDuringTheRun(t *testing.T) {
+	snap := manyGroups(20)
+	e := incremental(owned(newEnv(t, snap, nil), "inc"))
+	e.run(true)
+	snap.Groups[0].Users = append(snap.Groups[0].Users, "u0005") // the next run writes
+	victim := tup("user:u0009", "group:g0009")
+	var once bool
+	e.srv.SetFault(func(r fgatest.Request) *fgatest.Fault {
+		if r.Endpoint == fgatest.Write && !once && strings.Contains(string(r.Body), "u0005") {
+			once = true
+			e.srv.DeleteTuples(t, e.storeID, victim) // behind the run's back, mid-apply
+		}
+		return nil
+	})
+	rep := e.run(true)
+	e.srv.SetFault(nil)
+	if !once || rep.Result.Added != 1 {
+		t.Fatalf("the run wrote %+v (interfered: %v)", rep.Result, once)
+	}
+	rep, _, _ = e.counted(true)
+	if targetMode(rep) != "incremental" || rep.TargetRead.GroupsRead != 1 || rep.Result.Added != 1 {
+		t.Fatalf("the run after: %+v, %+v; want g0009 read and repaired", rep.TargetRead, rep.Result)
+	}
+	e.assertConverged()
+}
+
+// A changelog position OpenFGA rejects (a token of another store, a
+// damaged one) reads in full and says why; nothing is written from it.
+func TestIncrementalRejectedPositionReadsInFull(t *testing.T) {
+	e := incremental(owned(newEnv(t, manyGroups(10), nil), "inc"))
+	e.run(true)
+	ctx := context.Background()
+	data, err := e.targetState.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.NewDecoder(zr).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	st["positions"].(map[string]any)["group"] = map[string]any{"token": "bm90IGEgdG9rZW4="}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	json.NewEncoder(zw).Encode(st)
+	zw.Close()
+	if err := e.targetState.Save(ctx, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.DeleteTuples(t, e.storeID, tup("user:u0003", "group:g0003"))
+	rep := e.run(true)
+	if targetMode(rep) != "full" || !strings.Contains(rep.TargetRead.Reason, "could not be read from the kept position") || rep.Result.Added != 1 {
+		t.Fatalf("run: %+v, %+v", rep.TargetRead, rep.Result)
+	}
+	e.assertConverged()
+}
