@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -245,10 +244,7 @@ var Formats = []string{"text", "json", "markdown"}
 func (r *Report) Render(w io.Writer, format string) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(r)
+		return r.renderJSON(w)
 	case "text":
 		return r.renderText(w)
 	case "markdown", "md":

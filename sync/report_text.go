@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -101,7 +102,9 @@ func (c GroupChange) title() string {
 }
 
 func (r *Report) renderText(w io.Writer) error {
-	b := &strings.Builder{}
+	// Written as it is rendered: a first sync's report lists every tuple,
+	// and a copy of it all in memory would be the run's largest object.
+	b := bufio.NewWriterSize(w, 64<<10)
 	fmt.Fprintf(b, "groupsync %s\n%s\n", r.Command, r.scopeLine())
 	if l := r.sliceLine(); l != "" {
 		fmt.Fprintln(b, l)
@@ -156,8 +159,7 @@ func (r *Report) renderText(w io.Writer) error {
 			fmt.Fprintf(b, "  failed %s %s: %s\n", f.Op, f.Tuple, f.Error)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 func (s Skip) label() string {
