@@ -86,9 +86,10 @@ type progress struct {
 	mu         sync.Mutex
 	write      openfga.WriteProgress // the latest phase; Op "" before any
 	writeStart time.Time
+	writes     int       // phases begun: each Apply call has one or two
 	term       io.Writer // the terminal (bar mode)
 	bar        *progressbar.ProgressBar
-	barPhase   string // the phase bar draws: "read", or the write's Op
+	barPhase   string // the phase bar draws: "read", or the number of a write phase
 	logged     bool
 
 	stop, stopped chan struct{}
@@ -202,6 +203,7 @@ func (p *progress) wrote(w openfga.WriteProgress) {
 	defer p.mu.Unlock()
 	if w.Done == 0 || w.Op != p.write.Op {
 		p.writeStart = time.Now()
+		p.writes++
 	}
 	p.write = w
 }
@@ -232,15 +234,17 @@ func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 func (p *progress) draw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	phase := "read"
+	phase, key := "read", "read"
 	if p.write.Op != "" {
-		phase = p.write.Op
+		// Each Apply call is a bar of its own: the ownership claims and
+		// the adds are both adds, of different totals.
+		phase, key = p.write.Op, fmt.Sprint(p.writes)
 	}
-	if p.bar == nil || phase != p.barPhase {
+	if p.bar == nil || key != p.barPhase {
 		if p.bar != nil {
 			_ = p.bar.Clear()
 		}
-		p.bar, p.barPhase = newBar(p.term, phase, p.write.Total), phase
+		p.bar, p.barPhase = newBar(p.term, phase, p.write.Total), key
 	}
 	if phase == "read" {
 		p.bar.Describe(p.readStatusLocked())
