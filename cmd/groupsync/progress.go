@@ -247,7 +247,7 @@ func (p *progress) draw() {
 		p.bar, p.barPhase = newBar(p.term, phase, p.write.Total), key
 	}
 	if phase == "read" {
-		p.bar.Describe(p.readStatusLocked())
+		p.bar.Describe(p.readStatusLocked() + ", " + roundDuration(time.Since(p.start)).String())
 		return
 	}
 	p.bar.Describe(writeStatus(p.write, time.Since(p.writeStart)))
@@ -268,7 +268,7 @@ func newBar(w io.Writer, phase string, total int) *progressbar.ProgressBar {
 		progressbar.OptionSetSpinnerChangeInterval(0),
 	}
 	if phase == "read" {
-		return progressbar.NewOptions(-1, append(opts, progressbar.OptionSpinnerType(14), progressbar.OptionSetElapsedTime(true))...)
+		return progressbar.NewOptions(-1, append(opts, progressbar.OptionSpinnerType(14), progressbar.OptionSetElapsedTime(false))...)
 	}
 	return progressbar.NewOptions(total, append(opts,
 		progressbar.OptionSetWidth(30),
