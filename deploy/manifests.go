@@ -10,28 +10,24 @@
 //     misspelt field, a duplicate key or an unexpected kind is an error.
 //   - Kustomize builds a kustomization with sigs.k8s.io/kustomize/api, as
 //     `kubectl apply -k` does.
-//   - RenderChart renders the Helm chart with Go's text/template and the
-//     few Helm and sprig functions the chart uses (funcs below), with
-//     Helm's missing-key behaviour. The full Helm SDK would add a large
-//     dependency tree for what amounts to this; a function the chart starts
-//     using without one here fails the tests, so the two cannot drift.
+//   - Variants gives every way of deploying groupsync: each Kustomize
+//     overlay, and the Helm chart with each value set of ChartValues as
+//     Helm's own engine rendered it (RenderedDir). The render is kept in
+//     files because Helm's SDK pulls a large dependency tree: the chart
+//     test in helm/charttest, a Go module of its own, renders the chart
+//     with Helm, lints it and fails when a kept render is stale.
 package deploy
 
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
-	"sort"
 	"strings"
-	"text/template"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -134,224 +130,25 @@ func Kustomize(dir string) ([]Object, error) {
 	return Decode("kustomize "+filepath.Base(dir), out)
 }
 
-// Release is what Helm knows of an install.
-type Release struct {
-	Name      string
-	Namespace string
-}
+// RenderedDir is where, under the deploy directory, the chart's renders
+// are kept: one file per value set of ChartValues, the manifests Helm's
+// own engine renders from it (helm template), written and kept current by
+// the chart test (helm/charttest, a module of its own so that Helm's
+// dependencies stay out of groupsync's).
+const RenderedDir = "helm/rendered"
 
-// RenderChart renders the chart in dir with its values.yaml merged with
-// values (as `helm template --set`/`-f` would), and returns each
-// template's output by file name. Partials (_*.tpl) are not returned;
-// NOTES.txt is.
-func RenderChart(dir string, rel Release, values map[string]any) (map[string]string, error) {
-	var meta struct {
-		Name       string `json:"name"`
-		Version    string `json:"version"`
-		AppVersion string `json:"appVersion"`
-	}
-	if err := readYAML(filepath.Join(dir, "Chart.yaml"), &meta); err != nil {
-		return nil, err
-	}
-	var vals map[string]any
-	if err := readYAML(filepath.Join(dir, "values.yaml"), &vals); err != nil {
-		return nil, err
-	}
-	// Values as Helm sees them: JSON types (numbers are float64).
-	over, err := jsonValues(values)
-	if err != nil {
-		return nil, err
-	}
-	merge(vals, over)
-
-	files, err := filepath.Glob(filepath.Join(dir, "templates", "*"))
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(files)
-	root := template.New("chart").Option("missingkey=zero")
-	root.Funcs(funcs(root))
-	var names []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
+// RenderedFile is the file name, in RenderedDir, of value set name.
+func RenderedFile(name string) string {
+	slug := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
 		}
-		name := filepath.Base(f)
-		if _, err := root.New(name).Parse(string(b)); err != nil {
-			return nil, fmt.Errorf("helm: parse %s: %w", name, err)
-		}
-		if !strings.HasPrefix(name, "_") {
-			names = append(names, name)
-		}
+		return '-'
+	}, strings.ToLower(name))
+	for strings.Contains(slug, "--") {
+		slug = strings.ReplaceAll(slug, "--", "-")
 	}
-	data := map[string]any{
-		"Values":  vals,
-		"Release": map[string]any{"Name": rel.Name, "Namespace": rel.Namespace, "Service": "Helm", "IsInstall": true, "IsUpgrade": false},
-		"Chart":   map[string]any{"Name": meta.Name, "Version": meta.Version, "AppVersion": meta.AppVersion},
-	}
-	out := map[string]string{}
-	for _, name := range names {
-		var b strings.Builder
-		if err := root.ExecuteTemplate(&b, name, data); err != nil {
-			return nil, fmt.Errorf("helm: render %s: %w", name, err)
-		}
-		// Helm's engine prints nothing, not "<no value>", for a missing key.
-		out[name] = strings.ReplaceAll(b.String(), "<no value>", "")
-	}
-	return out, nil
-}
-
-// ChartObjects renders the chart and decodes every manifest.
-func ChartObjects(dir string, rel Release, values map[string]any) ([]Object, error) {
-	rendered, err := RenderChart(dir, rel, values)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(rendered))
-	for n := range rendered {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var out []Object
-	for _, n := range names {
-		if !strings.HasSuffix(n, ".yaml") {
-			continue
-		}
-		objs, err := Decode("helm "+n, []byte(rendered[n]))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, objs...)
-	}
-	return out, nil
-}
-
-func readYAML(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-func jsonValues(v map[string]any) (map[string]any, error) {
-	if v == nil {
-		return map[string]any{}, nil
-	}
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var out map[string]any
-	return out, yaml.Unmarshal(b, &out)
-}
-
-// merge coalesces src into dst as Helm does with user values: maps merge
-// key by key, anything else replaces, null deletes.
-func merge(dst, src map[string]any) {
-	for k, v := range src {
-		if v == nil {
-			delete(dst, k)
-			continue
-		}
-		sm, sok := v.(map[string]any)
-		dm, dok := dst[k].(map[string]any)
-		if sok && dok {
-			merge(dm, sm)
-			continue
-		}
-		dst[k] = v
-	}
-}
-
-// funcs are the Helm and sprig functions the chart may use, with their
-// semantics.
-func funcs(root *template.Template) template.FuncMap {
-	return template.FuncMap{
-		"include": func(name string, data any) (string, error) {
-			var b strings.Builder
-			err := root.ExecuteTemplate(&b, name, data)
-			return b.String(), err
-		},
-		"required": func(msg string, v any) (any, error) {
-			if v == nil || v == "" {
-				return nil, errors.New(msg)
-			}
-			return v, nil
-		},
-		"fail": func(msg string) (string, error) { return "", errors.New(msg) },
-		"default": func(d any, given ...any) any {
-			if len(given) == 0 || empty(given[0]) {
-				return d
-			}
-			return given[0]
-		},
-		"toYaml": func(v any) string {
-			b, err := yaml.Marshal(v)
-			if err != nil {
-				return ""
-			}
-			return strings.TrimSuffix(string(b), "\n")
-		},
-		"indent":  indent,
-		"nindent": func(n int, s string) string { return "\n" + indent(n, s) },
-		"quote": func(args ...any) string {
-			var out []string
-			for _, a := range args {
-				if a != nil {
-					out = append(out, fmt.Sprintf("%q", fmt.Sprint(a)))
-				}
-			}
-			return strings.Join(out, " ")
-		},
-		"trunc": func(n int, s string) string {
-			if n >= 0 && len(s) > n {
-				return s[:n]
-			}
-			if n < 0 && len(s) > -n {
-				return s[len(s)+n:]
-			}
-			return s
-		},
-		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
-		"contains":   func(substr, s string) bool { return strings.Contains(s, substr) },
-		"sha256sum": func(s string) string {
-			h := sha256.Sum256([]byte(s))
-			return hex.EncodeToString(h[:])
-		},
-	}
-}
-
-func indent(n int, s string) string {
-	pad := strings.Repeat(" ", n)
-	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
-}
-
-// empty is sprig's notion: the zero value of its kind, or nil.
-func empty(v any) bool {
-	if v == nil {
-		return true
-	}
-	r := reflect.ValueOf(v)
-	switch r.Kind() {
-	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
-		return r.Len() == 0
-	case reflect.Bool:
-		return !r.Bool()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return r.Int() == 0
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return r.Uint() == 0
-	case reflect.Float32, reflect.Float64:
-		return r.Float() == 0
-	case reflect.Pointer, reflect.Interface:
-		return r.IsNil()
-	}
-	return false
+	return strings.Trim(slug, "-") + ".yaml"
 }
 
 // Variant is one way of deploying groupsync, rendered.
@@ -403,9 +200,14 @@ func Variants(dir string) ([]Variant, error) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		objs, err := ChartObjects(filepath.Join(dir, "helm", "groupsync"), Release{Name: "groupsync", Namespace: "groupsync"}, ChartValues[n])
+		path := filepath.Join(dir, filepath.FromSlash(RenderedDir), RenderedFile(n))
+		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("chart with %s values: %w", n, err)
+			return nil, fmt.Errorf("chart with %s values: %w (cd deploy/helm/charttest && go test -update renders it)", n, err)
+		}
+		objs, err := Decode("helm "+RenderedFile(n), b)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, Variant{Name: "helm (" + n + ")", Objects: objs})
 	}

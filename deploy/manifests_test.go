@@ -132,53 +132,10 @@ func TestKustomizeOverlays(t *testing.T) {
 	}
 }
 
-func TestChartModes(t *testing.T) {
-	dir := filepath.Join("helm", "groupsync")
-	rel := Release{Name: "sync", Namespace: "iam"}
-	objs, err := ChartObjects(dir, rel, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(kindsOf(objs), ","); got != "ConfigMap,CronJob,NetworkPolicy,ServiceAccount" {
-		t.Fatalf("default kinds %s", got)
-	}
-	if Find(objs, "CronJob", "sync-groupsync") == nil {
-		t.Fatal("the release's fullname is not <release>-groupsync")
-	}
-	objs, err = ChartObjects(dir, rel, map[string]any{"mode": "daemon"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(kindsOf(objs), ","); got != "ConfigMap,Deployment,NetworkPolicy,Service,ServiceAccount" {
-		t.Fatalf("daemon kinds %s", got)
-	}
-	for _, tc := range []struct {
-		values map[string]any
-		want   string
-	}{
-		{map[string]any{"mode": "both"}, `mode "both": use cronjob or daemon`},
-		{map[string]any{"workloadIdentity": map[string]any{"clientId": ""}}, "workloadIdentity.clientId is required"},
-		{map[string]any{"serviceAccount": map[string]any{"create": false}}, "serviceAccount.name is required"},
-	} {
-		if _, err := RenderChart(dir, rel, tc.values); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: %v, want %q", tc.values, err, tc.want)
-		}
-	}
-	out, err := RenderChart(dir, rel, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if notes := out["NOTES.txt"]; !strings.Contains(notes, "kubectl -n iam create job --from=cronjob/sync-groupsync") {
-		t.Fatalf("NOTES.txt:\n%s", notes)
-	}
-	// A config change changes the pod template, so pods roll.
-	a, _ := ChartObjects(dir, rel, map[string]any{"mode": "daemon"})
-	b, _ := ChartObjects(dir, rel, map[string]any{"mode": "daemon", "config": map[string]any{"daemon": map[string]any{"jitter": "1m"}}})
-	sum := func(objs []Object) string { return Workloads(objs)[0].Pod.Annotations["checksum/config"] }
-	if sum(a) == "" || sum(a) == sum(b) {
-		t.Fatal("checksum/config does not follow the config")
-	}
-}
+// The chart's own tests (its modes, required values, NOTES.txt, the
+// config checksum, the values schema and lint) run on Helm's engine in
+// helm/charttest; TestVariants holds its renders to the same checks as the
+// Kustomize overlays.
 
 func kindsOf(objs []Object) []string {
 	var out []string

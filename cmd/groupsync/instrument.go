@@ -12,9 +12,11 @@ import (
 )
 
 // engineOptions are what newEngine adds to the source and the sink it
-// builds: the daemon's (and a pushed one-shot run's) HTTP instrumentation.
+// builds: the daemon's (and a pushed one-shot run's) HTTP instrumentation,
+// and the request counts of a run's progress display.
 type engineOptions struct {
-	http *runHTTP // nil: the source's and sink's own transports
+	http     *runHTTP  // nil: the source's and sink's own transports
+	progress *progress // nil: no display counts requests
 	// daemon: the engine runs in the daemon, whose memory outlives a run,
 	// so an incremental state kept in memory is worth keeping.
 	daemon bool
@@ -41,28 +43,54 @@ func collectEngineOptions(opts []engineOption) engineOptions {
 // HTTP/2, TLS from the config) and lets runHTTP wrap it: the metrics and
 // the drain go on top, and nothing here copies a client's settings.
 
-// msgraphOptions are the Graph source's part.
-func (eo engineOptions) msgraphOptions() []msgraph.Option {
-	if eo.http == nil {
+// wrapper is every wrapper for target's transport in one (the Graph source
+// takes a single one), or nil when there is none. runHTTP's goes first,
+// next to the client's own transport, so that it can keep that transport
+// to close its idle connections.
+func (eo engineOptions) wrapper(target string) func(http.RoundTripper) http.RoundTripper {
+	var wraps []func(http.RoundTripper) http.RoundTripper
+	if eo.http != nil {
+		wraps = append(wraps, eo.http.wrapper(target))
+	}
+	if eo.progress != nil {
+		wraps = append(wraps, eo.progress.wrapper(target))
+	}
+	if len(wraps) == 0 {
 		return nil
 	}
-	return []msgraph.Option{msgraph.WithTransportWrapper(eo.http.wrapper(metrics.TargetSource))}
+	return func(rt http.RoundTripper) http.RoundTripper {
+		for _, w := range wraps {
+			rt = w(rt)
+		}
+		return rt
+	}
+}
+
+// msgraphOptions are the Graph source's part.
+func (eo engineOptions) msgraphOptions() []msgraph.Option {
+	w := eo.wrapper(metrics.TargetSource)
+	if w == nil {
+		return nil
+	}
+	return []msgraph.Option{msgraph.WithTransportWrapper(w)}
 }
 
 // authentikOptions are the authentik source's part.
 func (eo engineOptions) authentikOptions() []authentik.Option {
-	if eo.http == nil {
+	w := eo.wrapper(metrics.TargetSource)
+	if w == nil {
 		return nil
 	}
-	return []authentik.Option{authentik.WithTransportWrapper(eo.http.wrapper(metrics.TargetSource))}
+	return []authentik.Option{authentik.WithTransportWrapper(w)}
 }
 
 // openfgaOptions are the sink's part.
 func (eo engineOptions) openfgaOptions() []openfga.Option {
-	if eo.http == nil {
+	w := eo.wrapper(metrics.TargetSink)
+	if w == nil {
 		return nil
 	}
-	return []openfga.Option{openfga.WithTransportWrapper(eo.http.wrapper(metrics.TargetSink))}
+	return []openfga.Option{openfga.WithTransportWrapper(w)}
 }
 
 // runHTTP is one run's HTTP transports: counted in the metrics, and

@@ -47,10 +47,12 @@ type options struct {
 	planOut    string      // plan --out: save the plan here
 	planFile   string      // apply FILE: apply this saved plan
 	push       pushOptions // plan, apply: --pushgateway, --pushgateway-job
+	progress   string      // plan, apply: --progress
 	logLevel   string
 	logFormat  string
 	stdout     io.Writer
 	stderr     io.Writer
+	logTo      io.Writer // where the logger writes when not stderr itself (progress.logWriter)
 }
 
 // run is main without os.Exit, so tests can drive the real CLI.
@@ -139,6 +141,7 @@ func newPlanCmd(o *options) *cobra.Command {
 	addOutputFlag(cmd, o)
 	addSliceFlags(cmd, o)
 	addPushFlags(cmd, &o.push)
+	addProgressFlag(cmd, o)
 	cmd.Flags().StringVar(&o.planOut, "out", "", "save the plan to this file, for \"groupsync apply FILE\" to apply exactly it")
 	return cmd
 }
@@ -166,6 +169,7 @@ OpenFGA changed so that the plan differs, writes nothing and exits 1.`,
 	addOutputFlag(cmd, o)
 	addSliceFlags(cmd, o)
 	addPushFlags(cmd, &o.push)
+	addProgressFlag(cmd, o)
 	return cmd
 }
 
@@ -173,6 +177,10 @@ OpenFGA changed so that the plan differs, writes nothing and exits 1.`,
 func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, error) {
 	if !validFormat(o.output) {
 		return nil, fmt.Errorf("--output %q: use one of text, json, markdown", o.output)
+	}
+	mode, err := parseProgress(o.progress, o.stderr)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := config.Load(o.configPath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -188,18 +196,27 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 		}
 		cfg.Sync.Policy = policy
 	}
+	// The display starts before the logger so that, on a terminal, each
+	// log line first erases the live line.
+	prog := newProgress(mode, o.stderr, sourceCounted(cfg.Source.Type))
+	o.logTo = prog.logWriter(o.stderr)
 	log, err := o.logger()
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = log.Sync() }()
+	prog.begin(log)
+	defer prog.finish()
 	shot := o.push.start(cfg)
-	engine, err := newEngine(ctx, cfg, log, shot.option())
+	engine, err := newEngine(ctx, cfg, log, shot.option(), prog.option())
 	if err != nil {
 		shot.push(ctx, nil, nil, err, log)
 		return nil, err
 	}
 	engine.Force = o.force
+	if prog != nil {
+		ctx = openfga.WithWriteProgress(ctx, prog.wrote)
+	}
 	var rep *gsync.Report
 	var runErr error
 	switch {
@@ -212,6 +229,8 @@ func (o *options) runEngine(ctx context.Context, apply bool) (*gsync.Report, err
 	default:
 		rep, runErr = engine.RunSlice(ctx, o.slice, apply)
 	}
+	// The live line goes before the report, which may share the terminal.
+	prog.finish()
 	shot.push(ctx, engine, rep, runErr, log)
 	if rep != nil {
 		if err := rep.Render(o.stdout, o.output); err != nil {
@@ -354,7 +373,11 @@ func (o *options) logger() (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: use auto, json or console", o.logFormat)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(o.stderr), level)), nil
+	out := o.stderr
+	if o.logTo != nil {
+		out = o.logTo
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), level)), nil
 }
 
 func newVersionCmd(o *options) *cobra.Command {

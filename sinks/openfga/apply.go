@@ -35,8 +35,10 @@ const (
 // When ctx ends, no new chunk is sent and the unsent ones are reported failed
 // with ctx's error. ApplyResult.Requests counts every Write request sent,
 // retries and halves included. err is non-nil when any tuple failed.
+//
+// A ctx from WithWriteProgress hears how far each phase has got.
 func (s *Sink) Apply(ctx context.Context, changes gsync.Changes) (gsync.ApplyResult, error) {
-	a := &applier{s: s}
+	a := &applier{s: s, progress: writeProgressFrom(ctx)}
 	a.phase(ctx, opAdd, changes.Adds)
 	a.phase(ctx, opDelete, changes.Deletes)
 
@@ -76,6 +78,47 @@ type applier struct {
 	mu    sync.Mutex
 	res   gsync.ApplyResult
 	fails []failure
+
+	progress   func(WriteProgress) // nil: nobody listens
+	progressMu sync.Mutex          // keeps the reports in order of Done
+	done       int
+}
+
+// WriteProgress is how far one phase of an Apply call (its adds, or its
+// deletes) has got.
+type WriteProgress struct {
+	Op    string // "add" or "delete"
+	Done  int    // tuples of the phase answered so far: written, or failed
+	Total int    // tuples of the phase
+}
+
+type writeProgressKey struct{}
+
+// WithWriteProgress returns a ctx under which Apply reports its progress
+// to fn: once as a phase starts (Done 0) and after each chunk. The hook
+// travels in the context, as net/http/httptrace's does, so the engine
+// between the caller and the sink needs no knowledge of it. fn is called
+// from the writing goroutines, one call at a time and with Done never
+// going back; it must return quickly.
+func WithWriteProgress(ctx context.Context, fn func(WriteProgress)) context.Context {
+	return context.WithValue(ctx, writeProgressKey{}, fn)
+}
+
+func writeProgressFrom(ctx context.Context) func(WriteProgress) {
+	fn, _ := ctx.Value(writeProgressKey{}).(func(WriteProgress))
+	return fn
+}
+
+// report tells the listener, if any, that n more tuples of the phase op
+// were answered.
+func (a *applier) report(op string, n, total int) {
+	if a.progress == nil {
+		return
+	}
+	a.progressMu.Lock()
+	defer a.progressMu.Unlock()
+	a.done += n
+	a.progress(WriteProgress{Op: op, Done: a.done, Total: total})
 }
 
 type failure struct {
@@ -87,6 +130,10 @@ type failure struct {
 // chunk has been written or has failed.
 func (a *applier) phase(ctx context.Context, op string, tuples []gsync.Tuple) {
 	chunks := slices.Collect(slices.Chunk(tuples, a.s.cfg.MaxTuplesPerWrite))
+	if len(tuples) > 0 {
+		a.done = 0
+		a.report(op, 0, len(tuples))
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(a.s.cfg.MaxParallelWrites, len(chunks)) {
@@ -98,9 +145,10 @@ func (a *applier) phase(ctx context.Context, op string, tuples []gsync.Tuple) {
 				}
 				if err := ctx.Err(); err != nil {
 					a.failed(op, chunks[i], err, err.Error())
-					continue
+				} else {
+					a.write(ctx, op, chunks[i])
 				}
-				a.write(ctx, op, chunks[i])
+				a.report(op, len(chunks[i]), len(tuples))
 			}
 		})
 	}
