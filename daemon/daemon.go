@@ -55,13 +55,19 @@ const (
 	TriggerStart    = "start"
 	TriggerSchedule = "schedule"
 	TriggerHTTP     = "http"
-	TriggerEvent    = "event" // queued events (webhooks, POST /sync/...)
+	TriggerEvent    = "event"   // queued events (webhooks, POST /sync/...)
+	TriggerApprove  = "approve" // POST /quarantine/approve
 )
 
 // RunSliceFunc runs a targeted reconcile of slice with cfg: for the
 // daemon, build the engine and call Engine.RunSlice(ctx, slice, true). It
 // must go through the same guards as a full run.
 type RunSliceFunc func(ctx context.Context, cfg *config.Config, slice gsync.Slice) (*gsync.Report, error)
+
+// ApplySavedFunc applies a saved plan with cfg: for the daemon, build the
+// engine and call Engine.ApplySaved, which writes nothing (a
+// *sync.StalePlanError) when the plan no longer matches.
+type ApplySavedFunc func(ctx context.Context, cfg *config.Config, plan *gsync.SavedPlan) (*gsync.Report, error)
 
 // Options configure New. Load and Run are required.
 type Options struct {
@@ -77,6 +83,9 @@ type Options struct {
 	// RunSlice runs the users and groups queued events name; nil runs a
 	// full Run for them instead.
 	RunSlice RunSliceFunc
+	// ApplySaved applies a quarantined plan an operator approved; nil
+	// (a daemon that only plans, --dry-run) refuses approvals.
+	ApplySaved ApplySavedFunc
 	// Handlers are more endpoints on the daemon's listener, by ServeMux
 	// pattern (e.g. "POST /webhooks/graph"), served as they are: they
 	// authenticate requests themselves. Handle adds one after New, when the
@@ -101,6 +110,8 @@ type Daemon struct {
 	halted     chan struct{}
 	haltedOnce sync.Once
 	q          *Queue
+	hist       *history
+	qm         *quarantineMetrics
 
 	extraMu sync.Mutex
 	extra   map[string]http.Handler
@@ -118,6 +129,8 @@ type Daemon struct {
 	deferred    *run     // a full run asked for during an event run
 	last        *Outcome // the last finished run
 	lastSuccess time.Time
+	nextRun     time.Time   // the next scheduled run, jitter included
+	quarantine  *Quarantine // the plan a guard stopped, awaiting approval
 }
 
 // Outcome is a finished run, as POST /run?wait=true answers it.
@@ -142,9 +155,12 @@ type Applied struct {
 
 type run struct {
 	trigger string
-	batch   *batch        // the events it applies (taken when it starts), or nil
+	batch   *batch    // the events it applies (taken when it starts), or nil
+	approve *approval // the quarantined plan it applies (TriggerApprove)
+	started time.Time
 	done    chan struct{} // closed when outcome is set
 	outcome Outcome
+	err     error // the run's error, set with outcome
 }
 
 // targeted reports whether r runs a slice rather than the whole tenant.
@@ -170,7 +186,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Progress = time.Minute
 	}
 	d := &Daemon{opts: opts, log: opts.Log, m: opts.Metrics, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1),
-		halted: make(chan struct{}), extra: map[string]http.Handler{}}
+		halted: make(chan struct{}), extra: map[string]http.Handler{}, hist: newHistory(), qm: newQuarantineMetrics(opts.Metrics.Registry())}
 	for pattern, h := range opts.Handlers {
 		d.extra[pattern] = h
 	}
@@ -181,6 +197,8 @@ func New(opts Options) (*Daemon, error) {
 	now := time.Now()
 	d.cfg, d.token, d.hookToken, d.loadedAt = cfg, tok.trigger, tok.webhooks, now
 	d.q = NewQueue(cfg.Daemon.Webhooks.QueueSize, d.m)
+	d.q.record = d.hist.event
+	d.qm.set(nil)
 	d.m.ConfigLoaded(false, nil, now)
 	return d, nil
 }
@@ -350,6 +368,9 @@ func (d *Daemon) schedule(ctx context.Context) <-chan struct{} {
 				at = at.Add(d.opts.Jitter(j))
 			}
 			d.m.SetNextRun(at)
+			d.mu.Lock()
+			d.nextRun = at
+			d.mu.Unlock()
 			d.log.Debug("next run", zap.Time("at", at))
 			timer := time.NewTimer(at.Sub(now))
 			select {
@@ -450,12 +471,12 @@ func (d *Daemon) start(trigger string) (*run, bool) {
 // runs. A full run takes the queued events: it reads the source after they
 // came, so it applies them too.
 func (d *Daemon) launch(r *run) {
-	if r.trigger != TriggerEvent {
+	if r.trigger != TriggerEvent && r.approve == nil {
 		if r.batch = d.q.take(); r.batch != nil {
 			d.m.EventsCoalesced(len(r.batch.received))
 		}
 	}
-	d.current = r
+	d.current, r.started = r, time.Now()
 	d.m.Trigger(r.trigger, true)
 	d.m.SetRunning(true)
 	go d.execute(d.runCtx, d.cfg, r)
@@ -562,16 +583,19 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 
 	var rep *gsync.Report
 	var err error
-	if targeted {
+	switch {
+	case r.approve != nil:
+		rep, err = d.opts.ApplySaved(ctx, cfg, r.approve.plan)
+	case targeted:
 		rep, err = d.opts.RunSlice(ctx, cfg, r.batch.slice)
-	} else {
+	default:
 		rep, err = d.opts.Run(ctx, cfg)
 	}
 
 	stopProgress()
 	end := time.Now()
 	res := d.m.ObserveRun(metrics.Run{Report: rep, Err: err, End: end, Duration: end.Sub(start), Targeted: targeted})
-	r.outcome = Outcome{Trigger: r.trigger, Start: start, End: end, Result: res}
+	r.outcome, r.err = Outcome{Trigger: r.trigger, Start: start, End: end, Result: res}, err
 	if err != nil {
 		r.outcome.Error = err.Error()
 	}
@@ -592,7 +616,10 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 		b.ticket.resolve(r.outcome)
 	}
 
+	d.hist.run(d.record(r, rep, err, targeted))
+
 	d.mu.Lock()
+	logQuarantine := d.quarantineAfter(r, rep, err, end)
 	d.current = nil
 	d.last = &r.outcome
 	// A targeted run says nothing of the rest of the tenant: readiness
@@ -606,8 +633,43 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 		d.launch(next)
 	}
 	d.mu.Unlock()
+	if logQuarantine != nil {
+		logQuarantine()
+	}
 	close(r.done)
 	d.poke()
+}
+
+// record is what GET /status keeps of a finished run.
+func (d *Daemon) record(r *run, rep *gsync.Report, err error, targeted bool) RunRecord {
+	o := r.outcome
+	rec := RunRecord{Trigger: o.Trigger, Mode: ModeFull, Start: o.Start, DurationSeconds: o.End.Sub(o.Start).Seconds(),
+		Result: o.Result, Summary: o.Summary, Applied: o.Applied, Error: o.Error}
+	switch {
+	case r.approve != nil:
+		rec.Mode, rec.PlanID = ModeApprove, r.approve.id
+	case targeted:
+		s := r.batch.slice
+		rec.Mode, rec.Slice = ModeSlice, &s
+	}
+	if rep != nil {
+		rec.Guard = rep.Guard
+		rec.Changes, rec.ChangesOmitted = groupCounts(rep, historyGroups)
+		if sr := rep.SourceRead; sr != nil {
+			rec.SourceRead = &ReadMode{Mode: sr.Mode, Reason: sr.Reason}
+			if rec.Mode == ModeFull && sr.Mode == ModeIncremental {
+				rec.Mode = ModeIncremental
+			}
+		}
+	}
+	var guard *gsync.GuardError
+	if errors.As(err, &guard) && guard.Trip != nil {
+		rec.Guard = guard.Trip
+	}
+	if rec.Changes == nil {
+		rec.Changes = []GroupCount{}
+	}
+	return rec
 }
 
 // counters are the cumulative counts a run's summary is the difference of.
