@@ -73,8 +73,9 @@ type quarantineDaemon struct {
 	logs   *observer.ObservedLogs
 }
 
-// startFileDaemon starts a daemon on a loopback port with the trigger and
-// the status page on, and no run until one is asked for.
+// startFileDaemon starts a daemon on a loopback port with the trigger, the
+// event endpoints and the status page on, and no run until one is asked
+// for.
 func startFileDaemon(t *testing.T) *quarantineDaemon {
 	t.Helper()
 	srv := fgatest.New(t)
@@ -88,8 +89,14 @@ sync:
   ownership: {mode: authoritative, instance: test-instance}
   lease: {enabled: false}
   guards: {max_deletes: 0, max_delete_percent: 30}
-daemon: {schedule: "@hourly", run_at_start: false, jitter: 0s, trigger: {enabled: true, token: %s}, status: {enabled: true}}
-`, tenant, srv.URL, storeID, token)
+daemon:
+  schedule: "@hourly"
+  run_at_start: false
+  jitter: 0s
+  trigger: {enabled: true, token: %s}
+  webhooks: {enabled: true, token: %s, coalesce: 0s}
+  status: {enabled: true}
+`, tenant, srv.URL, storeID, token, hookToken)
 	load := func() (*config.Config, error) {
 		return config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	}
@@ -102,6 +109,13 @@ daemon: {schedule: "@hourly", run_at_start: false, jitter: 0s, trigger: {enabled
 				return nil, err
 			}
 			return e.Run(ctx, true)
+		},
+		RunSlice: func(ctx context.Context, cfg *config.Config, s gsync.Slice) (*gsync.Report, error) {
+			e, err := fileEngine(ctx, cfg, m)
+			if err != nil {
+				return nil, err
+			}
+			return e.RunSlice(ctx, s, true)
 		},
 		ApplySaved: func(ctx context.Context, cfg *config.Config, sp *gsync.SavedPlan) (*gsync.Report, error) {
 			e, err := fileEngine(ctx, cfg, m)
@@ -265,6 +279,17 @@ func TestQuarantineWhenAGuardTrips(t *testing.T) {
 		!strings.Contains(string(page), "Quarantined plan awaiting approval") || !strings.Contains(string(page), qu.PlanID) ||
 		strings.Contains(string(page), token) || strings.Contains(string(page), "u01") {
 		t.Fatalf("the page (%s) shows no quarantine, or shows users or the token:\n%s", ct, page)
+	}
+
+	// An event run that trips nothing says nothing of the whole tenant: the
+	// full run's plan stays quarantined. The event is listed.
+	if code, _, body := q.do(http.MethodPost, "/sync/user/u01?wait=true", hookToken, ""); code != http.StatusOK {
+		t.Fatalf("event run: %d %s", code, body)
+	}
+	st = q.status()
+	if st.Quarantine == nil || st.Quarantine.PlanID != qu.PlanID || st.Runs[0].Mode != daemon.ModeSlice ||
+		len(st.Events) != 1 || st.Events[0].Key != "user:u01" || st.Events[0].Outcome != daemon.EventQueued {
+		t.Fatalf("after an event run: quarantine %+v, run %+v, events %+v", st.Quarantine, st.Runs[0], st.Events)
 	}
 
 	// The source recovers: the next run clears the quarantine.
