@@ -56,9 +56,13 @@ type Quarantine struct {
 // and releases. The engine sorts a plan's tuples, so sorting them again
 // gives the plan as ApplySaved compares it.
 func savedPlanOf(rep *gsync.Report, slice *gsync.Slice, created time.Time) *gsync.SavedPlan {
+	// The file's report reads as the plan it is, not as an apply that
+	// wrote nothing.
+	planRep := *rep
+	planRep.Command, planRep.Result = "plan", nil
 	sp := &gsync.SavedPlan{FormatVersion: gsync.SavedPlanVersion, Created: created.UTC(), Slice: slice,
 		Adds: []gsync.Tuple{}, Deletes: []gsync.Tuple{}, Claims: slices.Clone(rep.Ownership.Claims),
-		Releases: slices.Clone(rep.Ownership.Releases), Report: rep}
+		Releases: slices.Clone(rep.Ownership.Releases), Report: &planRep}
 	for _, c := range rep.Changes {
 		rel := c.Relation
 		if rel == "" {
