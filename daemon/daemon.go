@@ -22,8 +22,14 @@
 //     request; requests already sent get daemon.shutdown_grace to finish
 //     (see DrainTransport), then are cancelled, and Run returns within
 //     shutdown_grace plus a few seconds.
+//   - Quarantine (quarantine.go, approve.go): a run a guard stops keeps
+//     its plan as a saved plan until a run no longer trips or an operator
+//     approves exactly that plan, which the run loop applies like any
+//     other run: one writer.
 //   - HTTP: /metrics, /healthz, /readyz and, when daemon.trigger.enabled,
-//     POST /run with the bearer token.
+//     POST /run and the quarantine's endpoints with the bearer token;
+//     GET /status (status.go) when daemon.status.enabled, from the runs
+//     and events history.go keeps.
 package daemon
 
 import (
