@@ -82,10 +82,10 @@ Exit codes: 0 shown (or applied), 1 refused, stale or failed.`,
 			if err != nil {
 				return err
 			}
-			if o := a.Outcome; o != nil && o.Applied != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "\nApproved and applied plan %s: %d added, %d deleted.\n", planID, o.Applied.Added, o.Applied.Deleted)
+			if oc := a.Outcome; oc != nil && oc.Applied != nil {
+				fmt.Fprintf(o.stdout, "\nApproved and applied plan %s: %d added, %d deleted.\n", planID, oc.Applied.Added, oc.Applied.Deleted)
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "\nApproved and applied plan %s.\n", planID)
+				fmt.Fprintf(o.stdout, "\nApproved and applied plan %s.\n", planID)
 			}
 			return nil
 		},
