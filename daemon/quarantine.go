@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"slices"
 	"time"
 
@@ -167,7 +168,7 @@ func (qm *quarantineMetrics) set(q *Quarantine) {
 // d.mu is held. It returns what to log, so the caller logs outside the
 // lock.
 func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.Time) (logLine func()) {
-	prev := d.quarantine
+	prev, listen := d.quarantine, d.cfg.Daemon.Listen
 	var guard *gsync.GuardError
 	switch {
 	case r.approve != nil:
@@ -204,7 +205,7 @@ func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.
 			fields := []zap.Field{zap.String("plan_id", id), zap.String("guard", q.Guard.Guard), zap.Float64("limit", q.Guard.Limit),
 				zap.Float64("actual", q.Guard.Actual), zap.Int("to_add", q.Summary.ToAdd), zap.Int("to_delete", q.Summary.ToDelete),
 				zap.Int("existing", q.Summary.ExistingTuples), zap.String("guard_message", q.Guard.Message),
-				zap.String("approve", "groupsync approve --daemon URL --plan-id "+id)}
+				zap.String("approve", approveHint(listen, id))}
 			if prev != nil {
 				fields = append(fields, zap.String("replaces_plan_id", prev.PlanID))
 			}
@@ -256,6 +257,19 @@ func (d *Daemon) approved(r *run, err error) func() {
 			d.log.Error("approval failed; the plan stays quarantined", zap.String("plan_id", r.approve.id), zap.Error(err))
 		}
 	}
+}
+
+// approveHint is the command that approves plan id, for the daemon
+// listening on listen (as seen from the pod, or through a port-forward).
+func approveHint(listen, id string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "groupsync approve --daemon URL --token-file TRIGGER_TOKEN_FILE --plan-id " + id
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "groupsync approve --daemon http://" + net.JoinHostPort(host, port) + " --token-file TRIGGER_TOKEN_FILE --plan-id " + id
 }
 
 func sameSlice(a, b gsync.Slice) bool {
