@@ -113,3 +113,48 @@ daemon: {schedule: "@hourly", listen: "127.0.0.1:0", trigger: {enabled: true}, s
 		t.Fatal("the trigger token was logged")
 	}
 }
+
+// In owned mode, with the lease: a first run that trips max_adds would
+// also claim the groups; approving its plan claims and adds exactly that,
+// under the lease, and leaves the store in sync.
+func TestApproveCommandClaimsUnderTheLease(t *testing.T) {
+	const token = "trigger-token-0123456789"
+	srv := fgatest.New(t)
+	dir := t.TempDir()
+	tenant := filepath.Join(dir, "tenant.yaml")
+	writeApproveTenant(t, tenant, 6)
+	t.Setenv("GROUPSYNC_DAEMON_TRIGGER_TOKEN", token)
+	cfg := filepath.Join(dir, "groupsync.yaml")
+	doc := fmt.Sprintf(`source: {type: file, file: {path: %q}}
+openfga: {api_url: %q, store_name: approve-owned}
+mapping: {group: {key: name}}
+sync: {guards: {max_adds: 5}}
+daemon: {schedule: "@hourly", listen: "127.0.0.1:0", trigger: {enabled: true}}
+`, tenant, srv.URL)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := cli(t, "model", "write", "-c", cfg); code != 0 {
+		t.Fatalf("model write: %d %s %s", code, out, errOut)
+	}
+	var stdout bytes.Buffer
+	stderr := &syncBuffer{}
+	exit := make(chan int, 1)
+	go func() { exit <- run([]string{"daemon", "-c", cfg, "--log-format=json"}, &stdout, stderr) }()
+	addr, _ := stderr.logLine(t, "serving /metrics, /healthz, /readyz and /run")["addr"].(string)
+	base := "http://" + addr
+	line := stderr.logLine(t, "plan quarantined: a guard stopped the run and nothing was written; it awaits approval of exactly this plan "+
+		"(GET /status shows it), or clears once a run no longer trips")
+	id, _ := line["plan_id"].(string)
+	if line["guard"] != "max_adds" || id == "" || !strings.Contains(fmt.Sprint(line["approve"]), "--plan-id "+id) {
+		t.Fatalf("the quarantine line: %v", line)
+	}
+	if code, out, errOut := cli(t, "approve", "--daemon", base, "--plan-id", id); code != 0 || !strings.Contains(out, "9 added, 0 deleted") {
+		t.Fatalf("approve: %d\n%s\n%s", code, out, errOut)
+	}
+	stopDaemon(t, exit, stderr)
+	// The groups are claimed and the memberships written: in sync.
+	if code, out, errOut := cli(t, "plan", "-c", cfg, "--log-level=warn"); code != 0 {
+		t.Fatalf("plan after the approval: %d\n%s\n%s", code, out, errOut)
+	}
+}
