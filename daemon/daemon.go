@@ -613,15 +613,11 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 		}
 	}
 	d.summary(r.outcome, rep, err, d.counters().minus(before))
-	if b := r.batch; b != nil {
-		if res == metrics.ResultOK {
-			for _, at := range b.received {
-				d.m.ObserveEventLag(end.Sub(at))
-			}
+	if b := r.batch; b != nil && res == metrics.ResultOK {
+		for _, at := range b.received {
+			d.m.ObserveEventLag(end.Sub(at))
 		}
-		b.ticket.resolve(r.outcome)
 	}
-
 	d.hist.run(d.record(r, rep, err, targeted))
 
 	d.mu.Lock()
@@ -641,6 +637,11 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 	d.mu.Unlock()
 	if logQuarantine != nil {
 		logQuarantine()
+	}
+	// Whoever waits for the run (?wait=true) is answered once GET /status
+	// and the quarantine say what it did.
+	if b := r.batch; b != nil {
+		b.ticket.resolve(r.outcome)
 	}
 	close(r.done)
 	d.poke()
