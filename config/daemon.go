@@ -40,7 +40,21 @@ type Daemon struct {
 	ShutdownGrace Duration       `yaml:"shutdown_grace"`
 	Trigger       DaemonTrigger  `yaml:"trigger"`
 	Webhooks      DaemonWebhooks `yaml:"webhooks"`
+	Status        DaemonStatus   `yaml:"status"`
 	Pushgateway   Pushgateway    `yaml:"pushgateway"`
+}
+
+// DaemonStatus is the read-only status endpoint GET /status: recent runs
+// and their plans (per group, counts only), a quarantined plan awaiting
+// approval, the next run and recent events, as JSON or as an HTML page.
+// It is off by default: it names groups, which a cluster may not want
+// every pod that reaches the listener to read.
+type DaemonStatus struct {
+	Enabled bool `yaml:"enabled"`
+	// RequireToken makes GET /status ask for daemon.trigger's bearer
+	// token, like POST /run; without it, anyone who reaches the listener
+	// reads the page, as they read /metrics.
+	RequireToken bool `yaml:"require_token"`
 }
 
 // DaemonTrigger is the HTTP endpoint POST /run that starts a run now.
@@ -225,6 +239,9 @@ func (d Daemon) validate(add func(field, format string, args ...any)) {
 	}
 	if w.Coalesce < 0 || time.Duration(w.Coalesce) > MaxWebhookCoalesce {
 		add(p+"webhooks.coalesce", "%s is not between 0s and %s; events should reach OpenFGA in seconds", time.Duration(w.Coalesce), MaxWebhookCoalesce)
+	}
+	if d.Status.RequireToken && !d.Trigger.Enabled {
+		add(p+"status.require_token", "needs daemon.trigger.enabled: the status page then takes the trigger's bearer token; turn the trigger on or set require_token: false")
 	}
 	if g := d.Pushgateway; g.URL != "" {
 		if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -81,6 +81,7 @@ func TestDaemonErrorsNameTheirField(t *testing.T) {
 		{`{trigger: {token: short}}`, "daemon.trigger.token", "shorter than 16"},
 		{`{trigger: {enabled: true, token: 0123456789abcdef, token_file: /x}}`, "daemon.trigger.token_file", "set one of them"},
 		{`{trigger: {enabled: true, token_file: ` + filepath.Join(dir, "none") + `}}`, "daemon.trigger.token_file", "cannot be read"},
+		{`{status: {enabled: true, require_token: true}}`, "daemon.status.require_token", "needs daemon.trigger.enabled"},
 		{`{pushgateway: {url: "pushgateway:9091"}}`, "daemon.pushgateway.url", "not an http(s) URL"},
 		{`{pushgateway: {url: "http://pg:9091", job: ""}}`, "daemon.pushgateway.job", "is required"},
 	} {

@@ -22,8 +22,14 @@
 //     request; requests already sent get daemon.shutdown_grace to finish
 //     (see DrainTransport), then are cancelled, and Run returns within
 //     shutdown_grace plus a few seconds.
+//   - Quarantine (quarantine.go, approve.go): a run a guard stops keeps
+//     its plan as a saved plan until a run no longer trips or an operator
+//     approves exactly that plan, which the run loop applies like any
+//     other run: one writer.
 //   - HTTP: /metrics, /healthz, /readyz and, when daemon.trigger.enabled,
-//     POST /run with the bearer token.
+//     POST /run and the quarantine's endpoints with the bearer token;
+//     GET /status (status.go) when daemon.status.enabled, from the runs
+//     and events history.go keeps.
 package daemon
 
 import (
@@ -55,13 +61,19 @@ const (
 	TriggerStart    = "start"
 	TriggerSchedule = "schedule"
 	TriggerHTTP     = "http"
-	TriggerEvent    = "event" // queued events (webhooks, POST /sync/...)
+	TriggerEvent    = "event"   // queued events (webhooks, POST /sync/...)
+	TriggerApprove  = "approve" // POST /quarantine/approve
 )
 
 // RunSliceFunc runs a targeted reconcile of slice with cfg: for the
 // daemon, build the engine and call Engine.RunSlice(ctx, slice, true). It
 // must go through the same guards as a full run.
 type RunSliceFunc func(ctx context.Context, cfg *config.Config, slice gsync.Slice) (*gsync.Report, error)
+
+// ApplySavedFunc applies a saved plan with cfg: for the daemon, build the
+// engine and call Engine.ApplySaved, which writes nothing (a
+// *sync.StalePlanError) when the plan no longer matches.
+type ApplySavedFunc func(ctx context.Context, cfg *config.Config, plan *gsync.SavedPlan) (*gsync.Report, error)
 
 // Options configure New. Load and Run are required.
 type Options struct {
@@ -77,6 +89,9 @@ type Options struct {
 	// RunSlice runs the users and groups queued events name; nil runs a
 	// full Run for them instead.
 	RunSlice RunSliceFunc
+	// ApplySaved applies a quarantined plan an operator approved; nil
+	// (a daemon that only plans, --dry-run) refuses approvals.
+	ApplySaved ApplySavedFunc
 	// Handlers are more endpoints on the daemon's listener, by ServeMux
 	// pattern (e.g. "POST /webhooks/graph"), served as they are: they
 	// authenticate requests themselves. Handle adds one after New, when the
@@ -101,6 +116,8 @@ type Daemon struct {
 	halted     chan struct{}
 	haltedOnce sync.Once
 	q          *Queue
+	hist       *history
+	qm         *quarantineMetrics
 
 	extraMu sync.Mutex
 	extra   map[string]http.Handler
@@ -118,6 +135,8 @@ type Daemon struct {
 	deferred    *run     // a full run asked for during an event run
 	last        *Outcome // the last finished run
 	lastSuccess time.Time
+	nextRun     time.Time   // the next scheduled run, jitter included
+	quarantine  *Quarantine // the plan a guard stopped, awaiting approval
 }
 
 // Outcome is a finished run, as POST /run?wait=true answers it.
@@ -142,9 +161,12 @@ type Applied struct {
 
 type run struct {
 	trigger string
-	batch   *batch        // the events it applies (taken when it starts), or nil
+	batch   *batch    // the events it applies (taken when it starts), or nil
+	approve *approval // the quarantined plan it applies (TriggerApprove)
+	started time.Time
 	done    chan struct{} // closed when outcome is set
 	outcome Outcome
+	err     error // the run's error, set with outcome
 }
 
 // targeted reports whether r runs a slice rather than the whole tenant.
@@ -170,7 +192,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Progress = time.Minute
 	}
 	d := &Daemon{opts: opts, log: opts.Log, m: opts.Metrics, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1),
-		halted: make(chan struct{}), extra: map[string]http.Handler{}}
+		halted: make(chan struct{}), extra: map[string]http.Handler{}, hist: newHistory(), qm: newQuarantineMetrics(opts.Metrics.Registry())}
 	for pattern, h := range opts.Handlers {
 		d.extra[pattern] = h
 	}
@@ -181,6 +203,8 @@ func New(opts Options) (*Daemon, error) {
 	now := time.Now()
 	d.cfg, d.token, d.hookToken, d.loadedAt = cfg, tok.trigger, tok.webhooks, now
 	d.q = NewQueue(cfg.Daemon.Webhooks.QueueSize, d.m)
+	d.q.record = d.hist.event
+	d.qm.set(nil)
 	d.m.ConfigLoaded(false, nil, now)
 	return d, nil
 }
@@ -350,6 +374,9 @@ func (d *Daemon) schedule(ctx context.Context) <-chan struct{} {
 				at = at.Add(d.opts.Jitter(j))
 			}
 			d.m.SetNextRun(at)
+			d.mu.Lock()
+			d.nextRun = at
+			d.mu.Unlock()
 			d.log.Debug("next run", zap.Time("at", at))
 			timer := time.NewTimer(at.Sub(now))
 			select {
@@ -450,12 +477,12 @@ func (d *Daemon) start(trigger string) (*run, bool) {
 // runs. A full run takes the queued events: it reads the source after they
 // came, so it applies them too.
 func (d *Daemon) launch(r *run) {
-	if r.trigger != TriggerEvent {
+	if r.trigger != TriggerEvent && r.approve == nil {
 		if r.batch = d.q.take(); r.batch != nil {
 			d.m.EventsCoalesced(len(r.batch.received))
 		}
 	}
-	d.current = r
+	d.current, r.started = r, time.Now()
 	d.m.Trigger(r.trigger, true)
 	d.m.SetRunning(true)
 	go d.execute(d.runCtx, d.cfg, r)
@@ -562,16 +589,19 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 
 	var rep *gsync.Report
 	var err error
-	if targeted {
+	switch {
+	case r.approve != nil:
+		rep, err = d.opts.ApplySaved(ctx, cfg, r.approve.plan)
+	case targeted:
 		rep, err = d.opts.RunSlice(ctx, cfg, r.batch.slice)
-	} else {
+	default:
 		rep, err = d.opts.Run(ctx, cfg)
 	}
 
 	stopProgress()
 	end := time.Now()
 	res := d.m.ObserveRun(metrics.Run{Report: rep, Err: err, End: end, Duration: end.Sub(start), Targeted: targeted})
-	r.outcome = Outcome{Trigger: r.trigger, Start: start, End: end, Result: res}
+	r.outcome, r.err = Outcome{Trigger: r.trigger, Start: start, End: end, Result: res}, err
 	if err != nil {
 		r.outcome.Error = err.Error()
 	}
@@ -583,16 +613,15 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 		}
 	}
 	d.summary(r.outcome, rep, err, d.counters().minus(before))
-	if b := r.batch; b != nil {
-		if res == metrics.ResultOK {
-			for _, at := range b.received {
-				d.m.ObserveEventLag(end.Sub(at))
-			}
+	if b := r.batch; b != nil && res == metrics.ResultOK {
+		for _, at := range b.received {
+			d.m.ObserveEventLag(end.Sub(at))
 		}
-		b.ticket.resolve(r.outcome)
 	}
+	d.hist.run(d.record(r, rep, err, targeted))
 
 	d.mu.Lock()
+	logQuarantine := d.quarantineAfter(r, rep, err, end)
 	d.current = nil
 	d.last = &r.outcome
 	// A targeted run says nothing of the rest of the tenant: readiness
@@ -606,8 +635,48 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 		d.launch(next)
 	}
 	d.mu.Unlock()
+	if logQuarantine != nil {
+		logQuarantine()
+	}
+	// Whoever waits for the run (?wait=true) is answered once GET /status
+	// and the quarantine say what it did.
+	if b := r.batch; b != nil {
+		b.ticket.resolve(r.outcome)
+	}
 	close(r.done)
 	d.poke()
+}
+
+// record is what GET /status keeps of a finished run.
+func (d *Daemon) record(r *run, rep *gsync.Report, err error, targeted bool) RunRecord {
+	o := r.outcome
+	rec := RunRecord{Trigger: o.Trigger, Mode: ModeFull, Start: o.Start, DurationSeconds: o.End.Sub(o.Start).Seconds(),
+		Result: o.Result, Summary: o.Summary, Applied: o.Applied, Error: o.Error}
+	switch {
+	case r.approve != nil:
+		rec.Mode, rec.PlanID = ModeApprove, r.approve.id
+	case targeted:
+		s := r.batch.slice
+		rec.Mode, rec.Slice = ModeSlice, &s
+	}
+	if rep != nil {
+		rec.Guard = rep.Guard
+		rec.Changes, rec.ChangesOmitted = groupCounts(rep, historyGroups)
+		if sr := rep.SourceRead; sr != nil {
+			rec.SourceRead = &ReadMode{Mode: sr.Mode, Reason: sr.Reason}
+			if rec.Mode == ModeFull && sr.Mode == ModeIncremental {
+				rec.Mode = ModeIncremental
+			}
+		}
+	}
+	var guard *gsync.GuardError
+	if errors.As(err, &guard) && guard.Trip != nil {
+		rec.Guard = guard.Trip
+	}
+	if rec.Changes == nil {
+		rec.Changes = []GroupCount{}
+	}
+	return rec
 }
 
 // counters are the cumulative counts a run's summary is the difference of.

@@ -27,6 +27,12 @@ import (
 //	POST /sync/user/{key}, POST /sync/group/{id}, POST /webhooks/authentik
 //	               queue an event (daemon.webhooks.enabled, bearer token);
 //	               see webhooks.go
+//	GET  /status   recent runs, the quarantined plan, the next run, recent
+//	               events, as JSON or a page (daemon.status.enabled); see
+//	               status.go
+//	GET  /quarantine/plan, POST /quarantine/approve
+//	               the quarantined plan, and its approval (bearer
+//	               daemon.trigger.token); see quarantine.go and approve.go
 //
 // and the handlers of Options.Handlers and Handle.
 func (d *Daemon) Handler() http.Handler {
@@ -40,6 +46,9 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("/run", d.serveRun)
 	mux.HandleFunc("/sync/", d.serveSync)
 	mux.HandleFunc("/webhooks/authentik", d.serveAuthentik)
+	mux.HandleFunc("GET /status", d.serveStatus)
+	mux.HandleFunc("/quarantine/plan", d.serveQuarantinePlan)
+	mux.HandleFunc("/quarantine/approve", d.serveApprove)
 	d.extraMu.Lock()
 	defer d.extraMu.Unlock()
 	for pattern, h := range d.extra {

@@ -36,6 +36,9 @@ type Queue struct {
 	hasDelta bool
 	since    time.Time // when the oldest waiting item was queued (the coalesce window)
 	ticket   *ticket   // what the requests for the waiting items wait on
+	// record, when set, is told of each event offered, with its outcome:
+	// GET /status lists recent ones.
+	record func(EventRecord)
 }
 
 type item struct {
@@ -136,6 +139,23 @@ func (q *Queue) enqueue(e Event) (t *ticket, coalesced bool, err error) {
 		return nil, false, fmt.Errorf("unknown event kind %q", e.Kind)
 	}
 	q.m.EventReceived(origin)
+	rec := EventRecord{Time: e.Received, Origin: origin, Kind: e.Kind, Key: eventKey(e)}
+	defer func() {
+		if q.record == nil {
+			return
+		}
+		switch {
+		case errors.Is(err, ErrQueueFull):
+			rec.Outcome = EventDropped
+		case err != nil:
+			rec.Outcome, rec.Reason = EventRefused, err.Error()
+		case coalesced:
+			rec.Outcome = EventCoalesced
+		default:
+			rec.Outcome = EventQueued
+		}
+		q.record(rec)
+	}()
 
 	q.mu.Lock()
 	defer q.mu.Unlock()

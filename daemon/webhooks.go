@@ -88,8 +88,19 @@ func (d *Daemon) hookAllowed(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // badEvent answers 400 (or status) and logs why, without the body: it may
-// hold personal data, and the reason names what was wrong.
+// hold personal data, and the reason names what was wrong. GET /status
+// lists it among the recent events.
 func (d *Daemon) badEvent(w http.ResponseWriter, r *http.Request, status int, err error) {
+	origin := OriginGeneric
+	if strings.HasPrefix(r.URL.Path, "/webhooks/authentik") {
+		origin = OriginAuthentik
+	}
+	d.hist.event(EventRecord{Time: time.Now(), Origin: origin, Outcome: EventRefused, Reason: err.Error()})
+	d.refuseEvent(w, r, status, err)
+}
+
+// refuseEvent answers status and logs why; the queue recorded the event.
+func (d *Daemon) refuseEvent(w http.ResponseWriter, r *http.Request, status int, err error) {
 	d.log.Warn("event request refused", zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr),
 		zap.Int("status", status), zap.Error(err))
 	writeJSON(w, status, eventAnswer{Reason: err.Error()})
@@ -126,7 +137,7 @@ func (d *Daemon) queueEvent(w http.ResponseWriter, r *http.Request, e Event) {
 		return
 	}
 	if err != nil {
-		d.badEvent(w, r, http.StatusBadRequest, err)
+		d.refuseEvent(w, r, http.StatusBadRequest, err)
 		return
 	}
 	d.log.Debug("event queued", zap.String("origin", e.Origin), zap.Strings("users", e.Slice.Users),

@@ -45,6 +45,12 @@ targeted run of a user or group: events are coalesced for
 daemon.webhooks.coalesce and run one at a time between scheduled runs,
 through the same guards; the schedule stays the backstop.
 
+A run a guard stops is quarantined: its plan is kept, shown on GET /status
+(daemon.status.enabled) and in groupsync_quarantined, and the schedule goes
+on. A later run that no longer trips clears it; "groupsync approve" (or POST
+/quarantine/approve with daemon.trigger.token) applies exactly that plan,
+or nothing when the source or OpenFGA changed since.
+
 SIGHUP reloads the config file; an invalid one is refused and the daemon
 keeps the config it has. SIGTERM or SIGINT stops it: no new request is sent,
 those in flight get daemon.shutdown_grace to finish, and it exits 0.`,
@@ -57,13 +63,17 @@ those in flight get daemon.shutdown_grace to finish, and it exits 0.`,
 			defer func() { _ = log.Sync() }()
 			m := metrics.New()
 			m.SetBuildInfo(buildVersion())
-			d, err := daemon.New(daemon.Options{
+			opts := daemon.Options{
 				Load:     func() (*config.Config, error) { return config.Load(o.configPath) },
 				Run:      daemonRun(m, log, !dryRun),
 				RunSlice: daemonRunSlice(m, log, !dryRun),
 				Metrics:  m,
 				Log:      log,
-			})
+			}
+			if !dryRun { // a daemon that only plans takes no approvals
+				opts.ApplySaved = daemonApplySaved(m, log)
+			}
+			d, err := daemon.New(opts)
 			if err != nil {
 				return err
 			}
@@ -142,6 +152,23 @@ func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunS
 			return nil, err
 		}
 		rep, err := engine.RunSlice(ctx, s, apply)
+		observeSource(m, engine.Source)
+		return rep, err
+	}
+}
+
+// daemonApplySaved applies a quarantined plan an operator approved: the
+// engine of the moment's config, through the saved-plan contract (nothing
+// is written when the plan is stale).
+func daemonApplySaved(m *metrics.Metrics, log *zap.Logger) daemon.ApplySavedFunc {
+	return func(ctx context.Context, cfg *config.Config, sp *gsync.SavedPlan) (*gsync.Report, error) {
+		h := newRunHTTP(m)
+		defer h.closeIdle()
+		engine, err := newEngine(ctx, cfg, log, withHTTP(h))
+		if err != nil {
+			return nil, err
+		}
+		rep, err := engine.ApplySaved(ctx, sp)
 		observeSource(m, engine.Source)
 		return rep, err
 	}

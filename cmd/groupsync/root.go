@@ -105,7 +105,7 @@ Exit codes: 0 in sync or applied, 1 error, 2 changes pending (plan),
 	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), json, console")
 
-	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newDaemonCmd(o), newLeaseCmd(o), newExportCmd(o), newInitCmd(o), newExplainCmd(o), newOwnershipCmd(o), newVersionCmd(o))
+	root.AddCommand(newPlanCmd(o), newApplyCmd(o), newConfigCmd(o), newModelCmd(o), newCheckCmd(o), newDaemonCmd(o), newApproveCmd(o), newLeaseCmd(o), newExportCmd(o), newInitCmd(o), newExplainCmd(o), newOwnershipCmd(o), newVersionCmd(o))
 	return root
 }
 
