@@ -164,7 +164,7 @@ func daemonApplySaved(m *metrics.Metrics, log *zap.Logger) daemon.ApplySavedFunc
 	return func(ctx context.Context, cfg *config.Config, sp *gsync.SavedPlan) (*gsync.Report, error) {
 		h := newRunHTTP(m)
 		defer h.closeIdle()
-		engine, err := newEngine(ctx, cfg, log, withHTTP(h))
+		engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
 		if err != nil {
 			return nil, err
 		}
