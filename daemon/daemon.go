@@ -117,7 +117,6 @@ type Daemon struct {
 	haltedOnce sync.Once
 	q          *Queue
 	hist       *history
-	qm         *quarantineMetrics
 
 	extraMu sync.Mutex
 	extra   map[string]http.Handler
@@ -192,7 +191,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Progress = time.Minute
 	}
 	d := &Daemon{opts: opts, log: opts.Log, m: opts.Metrics, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1),
-		halted: make(chan struct{}), extra: map[string]http.Handler{}, hist: newHistory(), qm: newQuarantineMetrics(opts.Metrics.Registry())}
+		halted: make(chan struct{}), extra: map[string]http.Handler{}, hist: newHistory()}
 	for pattern, h := range opts.Handlers {
 		d.extra[pattern] = h
 	}
@@ -204,7 +203,7 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg, d.token, d.hookToken, d.loadedAt = cfg, tok.trigger, tok.webhooks, now
 	d.q = NewQueue(cfg.Daemon.Webhooks.QueueSize, d.m)
 	d.q.record = d.hist.event
-	d.qm.set(nil)
+	d.showQuarantine(nil)
 	d.m.ConfigLoaded(false, nil, now)
 	return d, nil
 }

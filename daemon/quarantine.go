@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	gsync "github.com/groupsync/groupsync/sync"
@@ -111,57 +110,13 @@ func (q *Quarantine) approvable() *gsync.SavedPlan {
 	return &sp
 }
 
-// quarantineMetrics are the quarantine's series, in the daemon's registry.
-type quarantineMetrics struct {
-	quarantined prometheus.Gauge
-	info        *prometheus.GaugeVec
-	since       prometheus.Gauge
-	approvals   *prometheus.CounterVec
-}
-
-func newQuarantineMetrics(reg prometheus.Registerer) *quarantineMetrics {
-	qm := &quarantineMetrics{
-		quarantined: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "groupsync", Name: "quarantined",
-			Help: "1 while a plan a guard stopped awaits approval (GET /status, groupsync approve), else 0."}),
-		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "groupsync", Name: "quarantine_info",
-			Help: "1 for the quarantined plan, by the guard it tripped and its plan id; no series when nothing is quarantined."}, []string{"guard", "plan_id"}),
-		since: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "groupsync", Name: "quarantine_since_timestamp_seconds",
-			Help: "When the quarantined plan first tripped its guard, in Unix seconds; 0 when nothing is quarantined."}),
-		approvals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "groupsync", Name: "quarantine_approvals_total",
-			Help: "Approvals of a quarantined plan by result: applied, stale (nothing written), error."}, []string{"result"}),
-	}
-	qm.quarantined = register(reg, qm.quarantined)
-	qm.info = register(reg, qm.info)
-	qm.since = register(reg, qm.since)
-	qm.approvals = register(reg, qm.approvals)
-	return qm
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a Metrics shared by two daemons, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a name clash within groupsync: a bug
-	}
-	return c
-}
-
-func (qm *quarantineMetrics) set(q *Quarantine) {
-	qm.info.Reset()
+// showQuarantine sets the quarantine's series to q (nil: none).
+func (d *Daemon) showQuarantine(q *Quarantine) {
 	if q == nil {
-		qm.quarantined.Set(0)
-		qm.since.Set(0)
+		d.m.SetQuarantine("", "", time.Time{})
 		return
 	}
-	qm.quarantined.Set(1)
-	qm.info.WithLabelValues(q.Guard.Guard, q.PlanID).Set(1)
-	qm.since.Set(float64(q.Since.UnixNano()) / 1e9)
+	d.m.SetQuarantine(q.Guard.Guard, q.PlanID, q.Since)
 }
 
 // quarantineAfter updates the quarantine with a finished run's outcome;
@@ -194,7 +149,7 @@ func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.
 			q.Since, q.Trigger = prev.Since, prev.Trigger
 		}
 		d.quarantine = q
-		d.qm.set(q)
+		d.showQuarantine(q)
 		if prev != nil && prev.PlanID == id {
 			return func() {
 				d.log.Info("the quarantined plan tripped its guard again; it still awaits approval",
@@ -219,7 +174,7 @@ func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.
 			return nil
 		}
 		d.quarantine = nil
-		d.qm.set(nil)
+		d.showQuarantine(nil)
 		return func() {
 			d.log.Info("source recovered: a run planned without tripping a guard; the quarantined plan is cleared",
 				zap.String("plan_id", prev.PlanID), zap.String("guard", prev.Guard.Guard), zap.String("trigger", r.trigger))
@@ -234,16 +189,16 @@ func (d *Daemon) approved(r *run, err error) func() {
 	var stale *gsync.StalePlanError
 	switch {
 	case err == nil:
-		d.qm.approvals.WithLabelValues("applied").Inc()
+		d.m.QuarantineApproval("applied")
 		if q != nil && q.PlanID == r.approve.id {
 			d.quarantine = nil
-			d.qm.set(nil)
+			d.showQuarantine(nil)
 		}
 		return func() {
 			d.log.Info("quarantined plan approved and applied; the quarantine is cleared", zap.String("plan_id", r.approve.id))
 		}
 	case errors.As(err, &stale):
-		d.qm.approvals.WithLabelValues("stale").Inc()
+		d.m.QuarantineApproval("stale")
 		if q != nil && q.PlanID == r.approve.id {
 			q.Stale = stale.Reason
 		}
@@ -252,7 +207,7 @@ func (d *Daemon) approved(r *run, err error) func() {
 				zap.String("plan_id", r.approve.id), zap.String("reason", stale.Reason))
 		}
 	default:
-		d.qm.approvals.WithLabelValues("error").Inc()
+		d.m.QuarantineApproval("error")
 		return func() {
 			d.log.Error("approval failed; the plan stays quarantined", zap.String("plan_id", r.approve.id), zap.Error(err))
 		}

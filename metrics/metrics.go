@@ -110,6 +110,12 @@ type Metrics struct {
 	dropped       prometheus.Counter
 	queueDepth    prometheus.Gauge
 	eventLag      prometheus.Histogram
+	targetReads   *prometheus.CounterVec
+	targetGroups  *prometheus.GaugeVec
+	quarantined   prometheus.Gauge
+	quarantine    *prometheus.GaugeVec
+	quarantinedAt prometheus.Gauge
+	approvals     *prometheus.CounterVec
 	observeMu     sync.Mutex // one run's gauges are replaced together
 	requestCounts sync.Map   // target → *atomic.Int64
 	sourceMu      sync.Mutex
@@ -160,6 +166,14 @@ func New() *Metrics {
 	m.queueDepth = f.gauge("event_queue_depth", "Users, groups and delta requests waiting for a run.")
 	m.eventLag = f.histogram("event_lag_seconds", "From an event's arrival to the end of the successful run that applied it, per queued user, group or delta request.",
 		[]float64{.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600})
+
+	m.targetReads = f.counterVec("target_reads_total", "Runs by how they read OpenFGA with sync.incremental on: full (every managed group) or incremental (only the groups that changed on either side).", "mode")
+	m.targetGroups = f.gaugeVec("target_groups", "Managed groups the last run read from OpenFGA (kind read) and those it knew unchanged without reading (kind known).", "kind")
+
+	m.quarantined = f.gauge("quarantined", "1 while a plan a guard stopped awaits approval (GET /status, groupsync approve), else 0.")
+	m.quarantine = f.gaugeVec("quarantine_info", "1 for the quarantined plan, by the guard it tripped and its plan id; no series when nothing is quarantined.", "guard", "plan_id")
+	m.quarantinedAt = f.gauge("quarantine_since_timestamp_seconds", "When the quarantined plan first tripped its guard, in Unix seconds; 0 when nothing is quarantined.")
+	m.approvals = f.counterVec("quarantine_approvals_total", "Approvals of a quarantined plan by result: applied, stale (nothing written), error.", "result")
 
 	for _, op := range []string{OpAdd, OpDelete} {
 		m.planned.WithLabelValues(op)
@@ -308,6 +322,11 @@ func (m *Metrics) ObserveRun(r Run) Result {
 
 	m.observeMu.Lock()
 	defer m.observeMu.Unlock()
+	if tr := rep.TargetRead; tr != nil {
+		m.targetReads.WithLabelValues(tr.Mode).Inc()
+		m.targetGroups.WithLabelValues("read").Set(float64(tr.GroupsRead))
+		m.targetGroups.WithLabelValues("known").Set(float64(tr.GroupsKnown))
+	}
 	m.sourceGroups.Set(float64(s.SourceGroups))
 	m.sourceUsers.Set(float64(s.SourceUsers))
 	m.managedGroups.Set(float64(s.ManagedGroups))
@@ -325,6 +344,23 @@ func (m *Metrics) ObserveRun(r Run) Result {
 	}
 	return res
 }
+
+// SetQuarantine shows the plan quarantined since the given time, stopped
+// by guard; an empty planID shows that nothing is quarantined.
+func (m *Metrics) SetQuarantine(guard, planID string, since time.Time) {
+	m.quarantine.Reset()
+	if planID == "" {
+		m.quarantined.Set(0)
+		m.quarantinedAt.Set(0)
+		return
+	}
+	m.quarantined.Set(1)
+	m.quarantine.WithLabelValues(guard, planID).Set(1)
+	m.quarantinedAt.Set(unix(since))
+}
+
+// QuarantineApproval counts an approval by result (applied, stale, error).
+func (m *Metrics) QuarantineApproval(result string) { m.approvals.WithLabelValues(result).Inc() }
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 

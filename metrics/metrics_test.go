@@ -390,9 +390,12 @@ func TestDocsAndDashboardNameRealMetrics(t *testing.T) {
 	m := metrics.New()
 	// Give every vector a series, so that Gather lists every family.
 	tuple := gsync.Tuple{User: "user:a", Relation: "member", Object: "group:x"}
-	m.ObserveRun(metrics.Run{Report: report([]gsync.Skip{{Kind: "user", Reason: "disabled"}},
-		[]gsync.Withheld{{Op: "delete", Tuple: tuple, Reason: "adds_failed"}}, &gsync.ApplyResult{}),
-		Err: &gsync.GuardError{Trip: &gsync.GuardTrip{Guard: "max_deletes"}}, End: time.Now()})
+	rep := report([]gsync.Skip{{Kind: "user", Reason: "disabled"}},
+		[]gsync.Withheld{{Op: "delete", Tuple: tuple, Reason: "adds_failed"}}, &gsync.ApplyResult{})
+	rep.TargetRead = &gsync.TargetRead{Mode: "incremental"}
+	m.ObserveRun(metrics.Run{Report: rep, Err: &gsync.GuardError{Trip: &gsync.GuardTrip{Guard: "max_deletes"}}, End: time.Now()})
+	m.SetQuarantine("max_deletes", "0123456789abcdef", time.Now())
+	m.QuarantineApproval("applied")
 	m.Trigger("schedule", true)
 	m.ConfigLoaded(true, nil, time.Now())
 	m.SetBuildInfo("dev")
