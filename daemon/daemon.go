@@ -661,6 +661,7 @@ func (d *Daemon) record(r *run, rep *gsync.Report, err error, targeted bool) Run
 	if rep != nil {
 		rec.Guard = rep.Guard
 		rec.Changes, rec.ChangesOmitted = groupCounts(rep, historyGroups)
+		rec.TargetRead = rep.TargetRead
 		if sr := rep.SourceRead; sr != nil {
 			rec.SourceRead = &ReadMode{Mode: sr.Mode, Reason: sr.Reason}
 			if rec.Mode == ModeFull && sr.Mode == ModeIncremental {

@@ -46,6 +46,9 @@ type RunRecord struct {
 	// SourceRead says how the source read (full or incremental, and why
 	// full); absent when the run did not get as far as a plan.
 	SourceRead *ReadMode `json:"source_read,omitempty"`
+	// TargetRead says how OpenFGA was read (sync.incremental): in full or
+	// only the groups that changed, and how many groups each way.
+	TargetRead *gsync.TargetRead `json:"target_read,omitempty"`
 	// Slice is what an event run covered.
 	Slice *gsync.Slice `json:"slice,omitempty"`
 	// PlanID is the id of the plan an approve run applied, or of the plan a
