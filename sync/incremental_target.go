@@ -24,9 +24,12 @@ type TargetRead struct {
 	// Changes counts the changelog entries read at the start of the run.
 	Changes int `json:"changes"`
 	// GroupsRead counts the managed groups whose tuples were read;
-	// GroupsKnown those not read because neither side changed them.
-	GroupsRead  int `json:"groups_read"`
-	GroupsKnown int `json:"groups_known"`
+	// GroupsKnown those not read because neither side changed them, and
+	// GroupsFromState those whose desired tuples changed but whose tuples
+	// in OpenFGA nobody else changed: the state says what they are.
+	GroupsRead      int `json:"groups_read"`
+	GroupsKnown     int `json:"groups_known"`
+	GroupsFromState int `json:"groups_from_state,omitempty"`
 }
 
 // targetRun is one run's incremental reading of the target: what it
@@ -48,11 +51,11 @@ type targetRun struct {
 
 func (tr *targetRun) incremental() bool { return tr != nil && tr.read.Mode == "incremental" }
 
-// known reports whether obj's tuples are known as of the state and
-// nobody changed them since: then they equal digest's tuples unread.
-func (tr *targetRun) known(obj string, digest uint64) bool {
-	d, ok := tr.prev.Groups[obj]
-	return ok && d == digest && !tr.dirty[obj]
+// stored reports whether obj's tuples are known as of the state and
+// nobody changed them since: then the state's are the group's tuples.
+func (tr *targetRun) stored(obj string) bool {
+	_, ok := tr.prev.Groups[obj]
+	return ok && !tr.dirty[obj]
 }
 
 // beginTargetRun decides, before anything is read, whether this run
@@ -214,7 +217,7 @@ func (e *Engine) commitTarget(ctx context.Context, tr *targetRun, p *Plan) {
 	log := e.logger()
 	cl, ocl := e.Sink.(ChangeLog), e.Registry.(OwnedChangeLog)
 	scope := p.Scope
-	st := &targetState{Version: targetStateVersion, Fingerprint: e.targetFingerprint(cl, scope), Groups: map[string]uint64{}, FullAt: time.Now().UTC()}
+	st := &targetState{Version: targetStateVersion, Fingerprint: e.targetFingerprint(cl, scope), FullAt: time.Now().UTC()}
 	if tr.incremental() {
 		st.FullAt = tr.prev.FullAt
 	}
@@ -261,11 +264,11 @@ func (e *Engine) commitTarget(ctx context.Context, tr *targetRun, p *Plan) {
 			unknown[t.Object] = true
 		}
 	}
-	for obj, d := range groupDigests(p.Desired, scope) {
-		if !unknown[obj] {
-			st.Groups[obj] = d
-		}
+	keep := groupTuples(p.Desired, scope)
+	for obj := range unknown {
+		delete(keep, obj)
 	}
+	st.keepGroups(keep)
 	save()
 	log.Debug("incremental state kept", zap.Int("groups", len(st.Groups)), zap.Int("changed_by_others", len(others)))
 }

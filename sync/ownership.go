@@ -158,35 +158,43 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 	return managedScope{scope: scope, existing: existing, claims: claims, releases: releases, known: known}, nil
 }
 
-// readChanged (incremental runs) reads the owned groups not read before
-// the source whose desired tuples changed since the state was kept, or
-// that are no longer desired; the rest are known. readBefore already read
-// those someone else changed.
+// readChanged (incremental runs) settles the owned groups not read before
+// the source: a group whose desired tuples are the state's is known (not
+// read, nothing to change); one whose desired tuples changed, or that is
+// no longer desired, has the state's tuples in OpenFGA, since nobody else
+// changed it (readBefore read those someone did, and those the state does
+// not know): they are returned as existing, unread.
 func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, owned, early []string) ([]Tuple, map[string]bool, error) {
-	digests := groupDigests(d, scope)
+	desired := groupTuples(d, scope)
 	read := setOf(early)
 	known := map[string]bool{}
-	var changed []string
+	var existing, unread []Tuple
+	var missing []string
+	fromState := 0
 	for _, obj := range owned {
-		switch dg, desired := digests[obj]; {
+		ts, isDesired := desired[obj]
+		switch {
 		case read[obj]:
-		case desired && o.inc.known(obj, dg):
+		case !o.inc.stored(obj):
+			missing = append(missing, obj) // not expected: readBefore read these
+		case isDesired && o.inc.prev.sameUsers(obj, ts):
 			known[obj] = true
 		default:
-			changed = append(changed, obj)
+			unread = append(unread, o.inc.prev.tuples(obj, scope.Relation)...)
+			fromState++
 		}
 	}
-	o.inc.read.GroupsRead, o.inc.read.GroupsKnown = len(early)+len(changed), len(known)
-	if len(changed) == 0 {
-		return nil, known, nil
+	o.inc.read.GroupsRead, o.inc.read.GroupsKnown, o.inc.read.GroupsFromState = len(early)+len(missing), len(known), fromState
+	if len(missing) > 0 {
+		s := scope
+		s.Objects = missing
+		more, err := o.sink.Read(ctx, s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read OpenFGA: %w", err)
+		}
+		existing = more
 	}
-	s := scope
-	s.Objects = changed
-	more, err := o.sink.Read(ctx, s)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read OpenFGA: %w", err)
-	}
-	return more, known, nil
+	return append(existing, unread...), known, nil
 }
 
 // neverWritten reports whether the sink is certain that no tuple of

@@ -119,6 +119,9 @@ func (r *Report) renderText(w io.Writer) error {
 	}
 	if tr := r.TargetRead; tr != nil {
 		fmt.Fprintf(b, "OpenFGA read: %s, %d groups read, %d known unchanged", tr.Mode, tr.GroupsRead, tr.GroupsKnown)
+		if tr.GroupsFromState > 0 {
+			fmt.Fprintf(b, ", %d changed ones known from the state", tr.GroupsFromState)
+		}
 		if tr.Reason != "" {
 			fmt.Fprintf(b, " (full because %s)", tr.Reason)
 		}

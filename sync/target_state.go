@@ -3,24 +3,27 @@ package sync
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
+	"slices"
 	"time"
 )
 
 // targetState is what an incremental run knows of the target between
-// runs, as of its last successful apply: each managed group's tuples as a
-// digest (they equalled the desired ones then), the objects this instance
-// owns, and where in the target's changelogs that knowledge ends.
+// runs, as of its last successful apply: each managed group's tuples
+// (they equalled the desired ones then), the objects this instance owns,
+// and where in the target's changelogs that knowledge ends.
 type targetState struct {
 	Version     int    `json:"version"`
 	Fingerprint string `json:"fingerprint"`
-	// Groups maps each managed group whose tuples are known to the digest
-	// of those tuples. A group absent here is read.
-	Groups map[string]uint64 `json:"groups"`
+	// Users is the table of the tuples' users that Groups index; each
+	// appears once, so a million tuples cost a few bytes each.
+	Users []string `json:"users"`
+	// Groups maps each managed group whose tuples are known to their
+	// users (the relation is the scope's), as indexes into Users, in the
+	// order of the users' strings. A group absent here is read.
+	Groups map[string][]uint32 `json:"groups"`
 	// Owned is every object the registry records as this instance's.
 	Owned []string `json:"owned"`
 	// Positions are the changelog positions the knowledge is good up to:
@@ -33,7 +36,7 @@ type targetState struct {
 }
 
 const (
-	targetStateVersion = 1
+	targetStateVersion = 2
 	registryPosition   = "registry"
 )
 
@@ -73,44 +76,91 @@ func decodeTargetState(data []byte) (*targetState, error) {
 		return nil, fmt.Errorf("version %d, this groupsync reads %d", s.Version, targetStateVersion)
 	}
 	if s.Groups == nil {
-		s.Groups = map[string]uint64{}
+		s.Groups = map[string][]uint32{}
+	}
+	for obj, users := range s.Groups {
+		for _, u := range users {
+			if int(u) >= len(s.Users) {
+				return nil, fmt.Errorf("damaged: group %s names user %d of %d", obj, u, len(s.Users))
+			}
+		}
 	}
 	return &s, nil
 }
 
-// groupDigests returns, for each desired group, a digest of its desired
-// tuples (tuples are sorted by object, so each group's are together).
-func groupDigests(d *Desired, scope Scope) map[string]uint64 {
-	out := make(map[string]uint64, len(d.Groups))
-	h := fnv.New64a()
-	var lenBuf [8]byte
-	flush := func(obj string) {
-		if obj != "" {
-			out[obj] = h.Sum64()
-		}
-		h.Reset()
-	}
-	cur := ""
-	for _, t := range d.Tuples {
-		if !scope.Contains(t) {
-			continue
-		}
-		if t.Object != cur {
-			flush(cur)
-			cur = t.Object
-		}
-		for _, s := range [...]string{t.User, t.Relation} {
-			binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(s)))
-			h.Write(lenBuf[:])
-			h.Write([]byte(s))
+// groupTuples returns each desired group's tuples in scope: a view into
+// d.Tuples, which are sorted by object, so each group's are together.
+// Desired groups with no tuple are there with none.
+func groupTuples(d *Desired, scope Scope) map[string][]Tuple {
+	out := make(map[string][]Tuple, len(d.Groups))
+	start := 0
+	for i := 1; i <= len(d.Tuples) && len(d.Tuples) > 0; i++ {
+		if i == len(d.Tuples) || d.Tuples[i].Object != d.Tuples[start].Object {
+			g := d.Tuples[start:i:i]
+			if slices.ContainsFunc(g, func(t Tuple) bool { return !scope.Contains(t) }) {
+				g = slices.DeleteFunc(slices.Clone(g), func(t Tuple) bool { return !scope.Contains(t) })
+			}
+			out[d.Tuples[start].Object] = g
+			start = i
 		}
 	}
-	flush(cur)
-	empty := fnv.New64a().Sum64()
 	for _, g := range d.Groups {
 		if _, ok := out[g.Object]; !ok {
-			out[g.Object] = empty
+			out[g.Object] = nil
 		}
 	}
 	return out
+}
+
+// sameUsers reports whether a group's stored users are the users of
+// tuples (both in the users' string order).
+func (s *targetState) sameUsers(obj string, tuples []Tuple) bool {
+	stored := s.Groups[obj]
+	if len(stored) != len(tuples) {
+		return false
+	}
+	for i, u := range stored {
+		if s.Users[u] != tuples[i].User {
+			return false
+		}
+	}
+	return true
+}
+
+// tuples returns a stored group's tuples with relation.
+func (s *targetState) tuples(obj, relation string) []Tuple {
+	stored := s.Groups[obj]
+	out := make([]Tuple, len(stored))
+	for i, u := range stored {
+		out[i] = Tuple{User: s.Users[u], Relation: relation, Object: obj}
+	}
+	return out
+}
+
+// keepGroups stores the groups' tuples (those of groups) in s.
+func (s *targetState) keepGroups(groups map[string][]Tuple) {
+	index := map[string]uint32{}
+	for _, ts := range groups {
+		for _, t := range ts {
+			if _, ok := index[t.User]; !ok {
+				index[t.User] = 0
+			}
+		}
+	}
+	s.Users = make([]string, 0, len(index))
+	for u := range index {
+		s.Users = append(s.Users, u)
+	}
+	slices.Sort(s.Users)
+	for i, u := range s.Users {
+		index[u] = uint32(i)
+	}
+	s.Groups = make(map[string][]uint32, len(groups))
+	for obj, ts := range groups {
+		ids := make([]uint32, len(ts))
+		for i, t := range ts {
+			ids[i] = index[t.User]
+		}
+		s.Groups[obj] = ids
+	}
 }
