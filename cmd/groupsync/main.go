@@ -22,6 +22,7 @@ func main() {
 	if path := os.Getenv("GROUPSYNC_HEAPPROFILE"); path != "" {
 		go watchHeapPeak(path)
 	}
+	setMemoryLimitFromCgroup(cgroupMemoryFiles)
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
 	if os.Getenv("GROUPSYNC_MEMSTATS") != "" {
