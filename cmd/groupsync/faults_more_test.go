@@ -269,6 +269,7 @@ func moreFaultRows(t *testing.T) []outcome {
 	rows := []outcome{storeDeleted(t, false), storeDeleted(t, true)}
 	rows = append(rows, ldapRows(t)...)
 	rows = append(rows, authentikRows(t)...)
+	rows = append(rows, stateRows(t)...)
 	return rows
 }
 

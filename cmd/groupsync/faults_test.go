@@ -78,6 +78,8 @@ type faultEnv struct {
 	// the source or the store. rerunArgs are the rerun's extra flags.
 	clear, heal func()
 	rerunArgs   []string
+	// rerun, when set, is the rerun instead of `groupsync apply`.
+	rerun func(args ...string) (int, *gsync.Report)
 	// groups lists the managed groups the registry must name after the
 	// rerun (default: the Graph tenant's).
 	groups func() []string
@@ -260,7 +262,11 @@ func (e *faultEnv) check(o *outcome, before map[gsync.Tuple]bool, rep *gsync.Rep
 		o.leaseLeft = true
 		e.fga.DeleteTuples(e.t, e.storeID, lease)
 	}
-	code, rerun := e.apply(e.rerunArgs...)
+	rerunFn := e.apply
+	if e.rerun != nil {
+		rerunFn = e.rerun
+	}
+	code, rerun := rerunFn(e.rerunArgs...)
 	pcode, _, _ := cli(e.t, "plan", "-c", e.cfg, "--log-level=error")
 	o.converged = code == 0 && pcode == 0 && rerun != nil
 	if !o.converged {
