@@ -270,6 +270,7 @@ func moreFaultRows(t *testing.T) []outcome {
 	rows = append(rows, ldapRows(t)...)
 	rows = append(rows, authentikRows(t)...)
 	rows = append(rows, stateRows(t)...)
+	rows = append(rows, sighupRow(t))
 	return rows
 }
 

@@ -594,10 +594,17 @@ then checks:
 - **converged**: a rerun without the fault exits 0, a following ` + "`plan`" + ` exits 0, and the registry
   names exactly the managed groups.
 
-Exit codes: 0 applied, 1 error (see README); "killed" is SIGKILL of the process. **lease
-left**: the run could not give its lease back (it was killed, or OpenFGA was gone); the next run
-then waits or exits 4 until ` + "`sync.lease.ttl`" + ` has passed, which the lease tests cover; the suite
-removes the lease instead of waiting.
+Scenarios after the killed processes vary that setup as their fault says: the same tenant in a
+real slapd (LDAP) or in authentik's wire-level fake, a delta-reading Entra source with its state
+in a file or in ConfigMaps (the Kubernetes API faked over HTTP), the daemon, other guards or
+OpenFGA limits. **checked** is what the suite asserts beyond the columns (exit code, error text,
+the rerun's read); when a scenario's rerun needs something of the operator (` + "`--force`" + `, a
+model or a store put back), the row says so.
+
+Exit codes: 0 applied, 1 error, 3 a guard stopped the run, 4 the lease is busy (see README);
+"killed" is SIGKILL of the process. **lease left**: the run could not give its lease back (it was
+killed, or OpenFGA was gone); the next run then waits or exits 4 until ` + "`sync.lease.ttl`" + ` has
+passed, which the lease tests cover; the suite removes the lease instead of waiting.
 
 | scenario | fault | exit | added | deleted | unplanned | lease left | converged | checked |
 |---|---|---|---|---|---|---|---|---|
