@@ -615,6 +615,7 @@ passed, which the lease tests cover; the suite removes the lease instead of wait
 		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s | %s | %s |\n", r.scenario, r.fault, r.exit, r.added, r.deleted, r.unplanned, yesNo(r.leaseLeft), yesNo(r.converged), r.notes)
 	}
 	fmt.Fprintf(&b, "\n%d scenarios, %d unplanned deletes or writes.\n", len(rows), unplanned)
+	b.WriteString(fuzzingSection)
 	path := filepath.Join("..", "..", "docs", "reliability.md")
 	if os.Getenv("GROUPSYNC_UPDATE_RELIABILITY") != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
