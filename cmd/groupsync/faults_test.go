@@ -71,11 +71,53 @@ type faultEnv struct {
 	fga     *fgatest.Server
 	storeID string
 	cfg     string
+	fgaURL  string // where the config points groupsync at OpenFGA
+
+	// clear removes the faults before the rerun (default: Graph's and
+	// OpenFGA's); heal, when set, then undoes what the fault changed in
+	// the source or the store. rerunArgs are the rerun's extra flags.
+	clear, heal func()
+	rerunArgs   []string
+	// rerun, when set, is the rerun instead of `groupsync apply`.
+	rerun func(args ...string) (int, *gsync.Report)
+	// groups lists the managed groups the registry must name after the
+	// rerun (default: the Graph tenant's).
+	groups func() []string
 }
 
-func newFaultEnv(t *testing.T) *faultEnv {
+// envSpec varies newFaultEnv: the config's YAML, the server's options, a
+// proxy in front of OpenFGA.
+type envSpec struct {
+	yaml  []func(string) string
+	fga   []fgatest.Option
+	proxy func(*testing.T, string) string // OpenFGA's URL -> the URL groupsync gets
+}
+
+type envOpt func(*envSpec)
+
+// withYAML replaces old with new in the config (which must contain old).
+func withYAML(old, new string) envOpt {
+	return func(s *envSpec) {
+		s.yaml = append(s.yaml, func(c string) string {
+			if !strings.Contains(c, old) {
+				panic("faults: config lacks " + old)
+			}
+			return strings.Replace(c, old, new, 1)
+		})
+	}
+}
+
+func newFaultEnv(t *testing.T, opts ...envOpt) *faultEnv {
+	var spec envSpec
+	for _, o := range opts {
+		o(&spec)
+	}
 	graph := graphtest.New(t, faultTenant())
-	fga := fgatest.New(t)
+	fga := fgatest.New(t, spec.fga...)
+	fgaURL := fga.URL
+	if spec.proxy != nil {
+		fgaURL = spec.proxy(t, fga.URL)
+	}
 	model := strings.Replace(fullModel(t), "define member: [user, group#member]", "define member: [user, group#member]\n    define owner: [user]", 1)
 	storeID, _ := fga.CreateStore(t, "faults", model)
 	fga.WriteTuples(t, storeID, foreign...)
@@ -102,24 +144,32 @@ sync:
   guards:
     max_deletes: 0
     max_delete_percent: 0
-`, graph.URL, fga.URL, storeID)
+`, graph.URL, fgaURL, storeID)
+	for _, f := range spec.yaml {
+		cfg = f(cfg)
+	}
 	p := filepath.Join(t.TempDir(), "groupsync.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_TOKEN", graph.Token())
-	return &faultEnv{t: t, graph: graph, fga: fga, storeID: storeID, cfg: p}
+	return &faultEnv{t: t, graph: graph, fga: fga, storeID: storeID, cfg: p, fgaURL: fgaURL}
 }
 
-func (e *faultEnv) apply() (int, *gsync.Report) {
+func (e *faultEnv) apply(extra ...string) (int, *gsync.Report) {
+	code, rep, _ := e.applyErr(extra...)
+	return code, rep
+}
+
+// applyErr is apply that also returns what the run wrote to stderr.
+func (e *faultEnv) applyErr(extra ...string) (int, *gsync.Report, string) {
 	e.t.Helper()
-	code, out, errOut := cli(e.t, "apply", "-c", e.cfg, "-o", "json", "--log-level=error")
+	code, out, errOut := cli(e.t, append([]string{"apply", "-c", e.cfg, "-o", "json", "--log-level=error"}, extra...)...)
 	var rep gsync.Report
 	if json.Unmarshal([]byte(out), &rep) != nil {
-		return code, nil
+		return code, nil, errOut
 	}
-	_ = errOut
-	return code, &rep
+	return code, &rep, errOut
 }
 
 func (e *faultEnv) tuples() map[gsync.Tuple]bool {
@@ -138,6 +188,7 @@ type outcome struct {
 	unplanned       int // deletes (or writes) outside the run's own plan
 	leaseLeft       bool
 	converged       bool
+	notes           string // what the suite checked beyond the columns
 }
 
 // check compares the store before and after a faulted run with that run's
@@ -194,8 +245,15 @@ func (e *faultEnv) check(o *outcome, before map[gsync.Tuple]bool, rep *gsync.Rep
 		}
 	}
 
-	e.graph.SetFaultFunc(nil)
+	if e.clear != nil {
+		e.clear()
+	} else {
+		e.graph.SetFaultFunc(nil)
+	}
 	e.fga.SetFault(nil)
+	if e.heal != nil {
+		e.heal()
+	}
 	// A run that could not reach OpenFGA, or was killed, leaves its lease
 	// until sync.lease.ttl passes (the lease tests cover expiry); the suite
 	// clears it instead of waiting.
@@ -204,7 +262,11 @@ func (e *faultEnv) check(o *outcome, before map[gsync.Tuple]bool, rep *gsync.Rep
 		o.leaseLeft = true
 		e.fga.DeleteTuples(e.t, e.storeID, lease)
 	}
-	code, rerun := e.apply()
+	rerunFn := e.apply
+	if e.rerun != nil {
+		rerunFn = e.rerun
+	}
+	code, rerun := rerunFn(e.rerunArgs...)
 	pcode, _, _ := cli(e.t, "plan", "-c", e.cfg, "--log-level=error")
 	o.converged = code == 0 && pcode == 0 && rerun != nil
 	if !o.converged {
@@ -220,8 +282,12 @@ func (e *faultEnv) check(o *outcome, before map[gsync.Tuple]bool, rep *gsync.Rep
 	}
 	slices.Sort(managed)
 	var want []string
-	for _, g := range e.graph.Tenant().Groups {
-		want = append(want, "group:"+g.DisplayName)
+	if e.groups != nil {
+		want = e.groups()
+	} else {
+		for _, g := range e.graph.Tenant().Groups {
+			want = append(want, "group:"+g.DisplayName)
+		}
 	}
 	slices.Sort(want)
 	if !slices.Equal(managed, want) {
@@ -241,6 +307,17 @@ type scenario struct {
 	fga         func(*fgatest.Server)
 	// vanish removes a group while the run reads members.
 	vanish bool
+
+	env []envOpt
+	// mutate changes the tenant before the faulted run (default: change).
+	mutate func(*graphtest.Tenant)
+	// inject installs the fault with the whole environment at hand; args
+	// are the faulted run's extra flags.
+	inject func(*faultEnv)
+	args   []string
+	// verify checks the faulted run's exit, report and stderr beyond the
+	// columns, and returns the row's notes.
+	verify func(t *testing.T, e *faultEnv, code int, rep *gsync.Report, stderr string) string
 }
 
 func scenarios() []scenario {
@@ -347,43 +424,59 @@ func scenarios() []scenario {
 func TestFaultInjection(t *testing.T) {
 	var rows []outcome
 	for _, sc := range scenarios() {
-		t.Run(sc.name, func(t *testing.T) {
-			e := newFaultEnv(t)
-			if code, _ := e.apply(); code != 0 {
-				t.Fatalf("baseline apply exit %d", code)
-			}
-			if err := e.graph.Mutate(change); err != nil {
-				t.Fatal(err)
-			}
-			before := e.tuples()
-			e.fga.ResetCounts()
-			if sc.graph != nil {
-				sc.graph(e.graph)
-			}
-			if sc.fga != nil {
-				sc.fga(e.fga)
-			}
-			if sc.vanish {
-				var once sync.Once
-				e.graph.SetFaultFunc(func(r *http.Request) *graphtest.Fault {
-					if strings.Contains(r.URL.Path, "0002-000000000004/members") {
-						once.Do(func() { e.graph.RemoveGroup("00000000-0000-0000-0002-000000000004") })
-					}
-					return nil
-				})
-			}
-			code, rep := e.apply()
-			o := outcome{scenario: sc.name, fault: sc.fault, exit: fmt.Sprint(code)}
-			e.check(&o, before, rep)
-			rows = append(rows, o)
-		})
+		rows = append(rows, runScenario(t, sc))
 	}
 	t.Run("process killed mid-apply", func(t *testing.T) {
 		for _, k := range []int{1, 2, 3, 5, 8} {
 			rows = append(rows, killAt(t, k))
 		}
 	})
+	for _, sc := range moreScenarios() {
+		rows = append(rows, runScenario(t, sc))
+	}
+	rows = append(rows, moreFaultRows(t)...)
 	writeReliability(t, rows)
+}
+
+// runScenario runs one scenario in a subtest and returns its row.
+func runScenario(t *testing.T, sc scenario) outcome {
+	o := outcome{scenario: sc.name, fault: sc.fault, exit: "not run"}
+	t.Run(sc.name, func(t *testing.T) {
+		e := newFaultEnv(t, sc.env...)
+		if code, _ := e.apply(); code != 0 {
+			t.Fatalf("baseline apply exit %d", code)
+		}
+		if err := e.graph.Mutate(cmpOr(sc.mutate, change)); err != nil {
+			t.Fatal(err)
+		}
+		before := e.tuples()
+		e.fga.ResetCounts()
+		if sc.graph != nil {
+			sc.graph(e.graph)
+		}
+		if sc.fga != nil {
+			sc.fga(e.fga)
+		}
+		if sc.vanish {
+			var once sync.Once
+			e.graph.SetFaultFunc(func(r *http.Request) *graphtest.Fault {
+				if strings.Contains(r.URL.Path, "0002-000000000004/members") {
+					once.Do(func() { e.graph.RemoveGroup("00000000-0000-0000-0002-000000000004") })
+				}
+				return nil
+			})
+		}
+		if sc.inject != nil {
+			sc.inject(e)
+		}
+		code, rep, stderr := e.applyErr(sc.args...)
+		o = outcome{scenario: sc.name, fault: sc.fault, exit: fmt.Sprint(code)}
+		if sc.verify != nil {
+			o.notes = sc.verify(t, e, code, rep, stderr)
+		}
+		e.check(&o, before, rep)
+	})
+	return o
 }
 
 var (
@@ -501,20 +594,28 @@ then checks:
 - **converged**: a rerun without the fault exits 0, a following ` + "`plan`" + ` exits 0, and the registry
   names exactly the managed groups.
 
-Exit codes: 0 applied, 1 error (see README); "killed" is SIGKILL of the process. **lease
-left**: the run could not give its lease back (it was killed, or OpenFGA was gone); the next run
-then waits or exits 4 until ` + "`sync.lease.ttl`" + ` has passed, which the lease tests cover; the suite
-removes the lease instead of waiting.
+Scenarios after the killed processes vary that setup as their fault says: the same tenant in a
+real slapd (LDAP) or in authentik's wire-level fake, a delta-reading Entra source with its state
+in a file or in ConfigMaps (the Kubernetes API faked over HTTP), the daemon, other guards or
+OpenFGA limits. **checked** is what the suite asserts beyond the columns (exit code, error text,
+the rerun's read); when a scenario's rerun needs something of the operator (` + "`--force`" + `, a
+model or a store put back), the row says so.
 
-| scenario | fault | exit | added | deleted | unplanned | lease left | converged |
-|---|---|---|---|---|---|---|---|
+Exit codes: 0 applied, 1 error, 3 a guard stopped the run, 4 the lease is busy (see README);
+"killed" is SIGKILL of the process. **lease left**: the run could not give its lease back (it was
+killed, or OpenFGA was gone); the next run then waits or exits 4 until ` + "`sync.lease.ttl`" + ` has
+passed, which the lease tests cover; the suite removes the lease instead of waiting.
+
+| scenario | fault | exit | added | deleted | unplanned | lease left | converged | checked |
+|---|---|---|---|---|---|---|---|---|
 `)
 	unplanned := 0
 	for _, r := range rows {
 		unplanned += r.unplanned
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s | %s |\n", r.scenario, r.fault, r.exit, r.added, r.deleted, r.unplanned, yesNo(r.leaseLeft), yesNo(r.converged))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s | %s | %s |\n", r.scenario, r.fault, r.exit, r.added, r.deleted, r.unplanned, yesNo(r.leaseLeft), yesNo(r.converged), r.notes)
 	}
 	fmt.Fprintf(&b, "\n%d scenarios, %d unplanned deletes or writes.\n", len(rows), unplanned)
+	b.WriteString(fuzzingSection)
 	path := filepath.Join("..", "..", "docs", "reliability.md")
 	if os.Getenv("GROUPSYNC_UPDATE_RELIABILITY") != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
@@ -526,6 +627,13 @@ removes the lease instead of waiting.
 	if string(have) != b.String() {
 		t.Errorf("docs/reliability.md does not match the suite's results; regenerate it with GROUPSYNC_UPDATE_RELIABILITY=1 go test ./cmd/groupsync -run TestFaultInjection\n--- suite:\n%s", b.String())
 	}
+}
+
+func cmpOr[T any](f, def func(T)) func(T) {
+	if f != nil {
+		return f
+	}
+	return def
 }
 
 func yesNo(b bool) string {

@@ -380,6 +380,13 @@ func decodeState(data []byte) (*deltaState, error) {
 		} else {
 			ids[i] = strs.str()
 		}
+		// encode writes the table sorted and without duplicates; member
+		// lists index it in ascending order, so a table out of order would
+		// give members twice or unsorted.
+		if i > 0 && ids[i] <= ids[i-1] && idKinds.err == nil && guids.err == nil && strs.err == nil {
+			idKinds.fail(errors.New("id table not ascending"))
+			break
+		}
 	}
 	id := func(r *sectionReader, ix uint64) string {
 		if ix >= uint64(len(ids)) {

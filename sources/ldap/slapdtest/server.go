@@ -66,6 +66,7 @@ type Server struct {
 type config struct {
 	dir       *Directory
 	sizeLimit int
+	prTotal   int // 0: unlimited
 }
 
 // Option configures a Server.
@@ -77,6 +78,11 @@ func WithDirectory(d *Directory) Option { return func(c *config) { c.dir = d } }
 // WithSizeLimit sets the limit on entries a search that is not paged may
 // return (slapd's sizelimit); 10 by default.
 func WithSizeLimit(n int) Option { return func(c *config) { c.sizeLimit = n } }
+
+// WithPagedSizeLimit limits the entries a paged search may return in all
+// (slapd's size.prtotal; unlimited by default): past it the search ends
+// with result code 4, sizeLimitExceeded.
+func WithPagedSizeLimit(n int) Option { return func(c *config) { c.prTotal = n } }
 
 // Binaries says where slapd and slapadd are, or why they cannot be used.
 func Binaries() (slapd, slapadd string, err error) {
@@ -188,7 +194,11 @@ func (s *Server) slapdConf(c config) string {
 		filepath.Join(s.dir, "ca.pem"), filepath.Join(s.dir, "server.pem"), filepath.Join(s.dir, "server.key"))
 	// The soft and hard limits stop searches that are not paged; paged
 	// ones may return everything (size.prtotal).
-	fmt.Fprintf(&b, "sizelimit size.soft=%d size.hard=%d size.prtotal=unlimited\n", c.sizeLimit, c.sizeLimit)
+	prTotal := "unlimited"
+	if c.prTotal > 0 {
+		prTotal = fmt.Sprint(c.prTotal)
+	}
+	fmt.Fprintf(&b, "sizelimit size.soft=%d size.hard=%d size.prtotal=%s\n", c.sizeLimit, c.sizeLimit, prTotal)
 	fmt.Fprintf(&b, "database mdb\nmaxsize 67108864\nsuffix %q\nrootdn %q\nrootpw %s\ndirectory %s\n",
 		s.BaseDN, s.AdminDN, s.AdminPassword, filepath.Join(s.dir, "db"))
 	fmt.Fprintf(&b, "access to attrs=userPassword by anonymous auth by * none\n")
