@@ -130,7 +130,7 @@ func TestEnvOverrides(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 	_, err = Parse([]byte(minimal), envOf(map[string]string{"GROUPSYNC_OPENFGA_MAX_RETRIES": "many"}))
-	if err == nil || !strings.Contains(err.Error(), "openfga.max_retries: GROUPSYNC_OPENFGA_MAX_RETRIES=") {
+	if err == nil || !strings.Contains(err.Error(), "openfga.max_retries: GROUPSYNC_OPENFGA_MAX_RETRIES is not a whole number") || strings.Contains(err.Error(), "many") {
 		t.Fatalf("%v", err)
 	}
 	vars := EnvVars()

@@ -61,7 +61,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		case f.Type() == reflect.TypeFor[Duration]():
 			d, perr := time.ParseDuration(raw)
 			if perr != nil {
-				err = fieldError(field, "%s=%q is not a duration (write e.g. 30s or 2m)", name, raw)
+				err = fieldError(field, "%s is not a duration (write e.g. 30s or 2m) (its value is not repeated here: a misplaced secret must not reach a log)", name)
 				return
 			}
 			f.SetInt(int64(d))
@@ -70,21 +70,21 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		case f.Kind() == reflect.Bool:
 			b, perr := strconv.ParseBool(raw)
 			if perr != nil {
-				err = fieldError(field, "%s=%q is not true or false", name, raw)
+				err = fieldError(field, "%s is not true or false (its value is not repeated here: a misplaced secret must not reach a log)", name)
 				return
 			}
 			f.SetBool(b)
 		case f.Kind() == reflect.Float64:
 			x, perr := strconv.ParseFloat(raw, 64)
 			if perr != nil {
-				err = fieldError(field, "%s=%q is not a number", name, raw)
+				err = fieldError(field, "%s is not a number (its value is not repeated here: a misplaced secret must not reach a log)", name)
 				return
 			}
 			f.SetFloat(x)
 		case f.Kind() == reflect.Int:
 			n, perr := strconv.Atoi(raw)
 			if perr != nil {
-				err = fieldError(field, "%s=%q is not a whole number", name, raw)
+				err = fieldError(field, "%s is not a whole number (its value is not repeated here: a misplaced secret must not reach a log)", name)
 				return
 			}
 			f.SetInt(int64(n))
