@@ -97,9 +97,11 @@ func (e *Engine) beginTargetRun(ctx context.Context, scope Scope) *targetRun {
 	tr.start = map[string]ChangePosition{scope.ObjectType: now, registryPosition: now}
 	// The time position lies a little before the present, so the changes
 	// of those seconds (often the previous run's writes) would count as
-	// another writer's at the commit. They precede every read of this run:
-	// step over them, when they are few, to a position exactly at the end.
-	const stepOver = 1000
+	// another writer's at the commit, and their groups would be read again
+	// next time. They precede every read of this run: step over them (up
+	// to the start limit; a full run reads far more) to a position exactly
+	// at the end.
+	stepOver := e.startLimit()
 	if _, next, err := cl.ChangesSince(ctx, scope.ObjectType, now, stepOver); err == nil {
 		tr.start[scope.ObjectType] = next
 	}

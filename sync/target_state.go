@@ -3,9 +3,11 @@ package sync
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 )
@@ -23,7 +25,7 @@ type targetState struct {
 	// Groups maps each managed group whose tuples are known to their
 	// users (the relation is the scope's), as indexes into Users, in the
 	// order of the users' strings. A group absent here is read.
-	Groups map[string][]uint32 `json:"groups"`
+	Groups map[string]userList `json:"groups"`
 	// Owned is every object the registry records as this instance's.
 	Owned []string `json:"owned"`
 	// Positions are the changelog positions the knowledge is good up to:
@@ -36,7 +38,7 @@ type targetState struct {
 }
 
 const (
-	targetStateVersion = 2
+	targetStateVersion = 3
 	registryPosition   = "registry"
 )
 
@@ -76,7 +78,7 @@ func decodeTargetState(data []byte) (*targetState, error) {
 		return nil, fmt.Errorf("version %d, this groupsync reads %d", s.Version, targetStateVersion)
 	}
 	if s.Groups == nil {
-		s.Groups = map[string][]uint32{}
+		s.Groups = map[string]userList{}
 	}
 	for obj, users := range s.Groups {
 		for _, u := range users {
@@ -86,6 +88,51 @@ func decodeTargetState(data []byte) (*targetState, error) {
 		}
 	}
 	return &s, nil
+}
+
+// userList is a group's users as ascending indexes into the user table,
+// kept as the base64 of their uvarint gaps: one or two bytes a tuple, and
+// quick to write and read, where JSON numbers take six and a parse each.
+type userList []uint32
+
+func (l userList) MarshalJSON() ([]byte, error) {
+	buf := make([]byte, 0, len(l)*2)
+	prev := uint32(0)
+	for i, u := range l {
+		gap := u - prev
+		if i > 0 && u <= prev {
+			return nil, fmt.Errorf("user list not ascending at %d", i)
+		}
+		buf = binary.AppendUvarint(buf, uint64(gap))
+		prev = u
+	}
+	return json.Marshal(buf)
+}
+
+func (l *userList) UnmarshalJSON(data []byte) error {
+	var buf []byte
+	if err := json.Unmarshal(data, &buf); err != nil {
+		return err
+	}
+	out := make(userList, 0, len(buf))
+	var prev uint64
+	for len(buf) > 0 {
+		gap, n := binary.Uvarint(buf)
+		if n <= 0 {
+			return fmt.Errorf("damaged user list")
+		}
+		buf = buf[n:]
+		if len(out) > 0 && gap == 0 {
+			return fmt.Errorf("user list not ascending")
+		}
+		prev += gap
+		if prev > math.MaxUint32 {
+			return fmt.Errorf("user index out of range")
+		}
+		out = append(out, uint32(prev))
+	}
+	*l = out
+	return nil
 }
 
 // groupTuples returns each desired group's tuples in scope: a view into
@@ -155,7 +202,7 @@ func (s *targetState) keepGroups(groups map[string][]Tuple) {
 	for i, u := range s.Users {
 		index[u] = uint32(i)
 	}
-	s.Groups = make(map[string][]uint32, len(groups))
+	s.Groups = make(map[string]userList, len(groups))
 	for obj, ts := range groups {
 		ids := make([]uint32, len(ts))
 		for i, t := range ts {

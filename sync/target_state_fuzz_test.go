@@ -32,8 +32,8 @@ func FuzzTargetStateDecode(f *testing.F) {
 		zw.Close()
 		return b.Bytes()
 	}
-	f.Add(raw(`{"version":2,"users":["user:x"],"groups":{"group:a":[7]}}`))
-	f.Add(raw(`{"version":2,"groups":{"group:a":[0]},"extra":1}`))
+	f.Add(raw(`{"version":3,"users":["user:x"],"groups":{"group:a":"Bw=="}}`))
+	f.Add(raw(`{"version":3,"groups":{"group:a":"AA=="},"extra":1}`))
 	f.Add(raw(`{"version":1,"groups":{"group:a":12345}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := decodeTargetState(data)

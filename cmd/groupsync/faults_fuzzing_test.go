@@ -41,11 +41,11 @@ testdata/fuzz/<Target>/: commit it with the fix, and it runs as a seed from then
   came back twice and the state re-encoded into one that no longer decoded ("member list not
   ascending"). Fixed: the decoder refuses an id table that is not strictly ascending (what encode
   writes). The input is kept as a seed (sources/msgraph/testdata/fuzz/FuzzDeltaStateSections).
-- config's FuzzParse: an environment value that does not parse as a number is echoed in the error
+- config's FuzzParse: an environment value that did not parse as a number was echoed in the error
   (` + "`GROUPSYNC_OPENFGA_MAX_RETRIES=\"<value>\" is not a whole number`" + `), which the target's
-  property forbids; input: empty config bytes, variable GROUPSYNC_OPENFGA_MAX_RETRIES. It takes the
-  fuzzer's grown corpus to reach (not found from an empty cache in 3 runs of 20 s). Open: the fix
-  belongs in config/env.go (quote the variable's name, not its value).
+  property forbids (a misplaced secret would reach a log); input: empty config bytes, variable
+  GROUPSYNC_OPENFGA_MAX_RETRIES. It took the fuzzer's grown corpus to reach. Fixed: config/env.go
+  names the variable and never repeats its value.
 - Nothing else, in the short passes and 1 to 2 minutes a target for the delta state and the
   webhooks.
 `

@@ -195,8 +195,9 @@ func moreScenarios() []scenario {
 				e.fga.WriteTuples(e.t, e.storeID, gsync.Tuple{User: "groupsync_instance:entra", Relation: "lease", Object: "groupsync_instance:entra"})
 			},
 			verify: func(t *testing.T, e *faultEnv, code int, rep *gsync.Report, stderr string) string {
-				wantExit(t, code, 0, stderr)
-				return "exit 0: the live lease looks expired and is taken over, so two runs can write at once (each write is idempotent, yet a stale plan may undo the other's): lease.go judges expiry by OpenFGA's timestamp against the host's clock and asks for NTP in a comment only; open: judge it against the server's clock (the timestamp of a write of the run's own)"
+				wantExit(t, code, 4, stderr)
+				mustContain(t, "stderr", stderr, "lease")
+				return "exit 4, lease busy: expiry is judged by OpenFGA's clock (its Date header), not the host's, so the live lease is not taken over; nothing written"
 			}},
 		{name: "lease clock skew: host behind", fault: "OpenFGA's tuple timestamps are 2 min ahead of groupsync's clock (lease TTL 1 min) and a crashed run left its lease",
 			env: []envOpt{withYAML(syncSection, leaseSection), withSkew(2 * leaseTTL)},
@@ -206,14 +207,14 @@ func moreScenarios() []scenario {
 			verify: func(t *testing.T, e *faultEnv, code int, rep *gsync.Report, stderr string) string {
 				wantExit(t, code, 4, stderr)
 				mustContain(t, "stderr", stderr, "lease")
-				return "exit 4, lease busy: a lease left behind blocks for TTL + skew (3 min), not TTL; nothing written"
+				return "exit 4, lease busy: a lease left behind blocks for its TTL by OpenFGA's clock, whatever the host's; nothing written"
 			}},
 	}
 }
 
-// withSkew puts a proxy in front of OpenFGA that shifts the timestamps of
-// the tuples Read returns by d: OpenFGA's clock is d ahead of groupsync's
-// host (d < 0: behind).
+// withSkew puts a proxy in front of OpenFGA that shifts its clock by d:
+// the timestamps of the tuples Read returns and every answer's Date
+// header. OpenFGA's clock is d ahead of groupsync's host (d < 0: behind).
 func withSkew(d time.Duration) envOpt {
 	return func(s *envSpec) {
 		s.proxy = func(t *testing.T, target string) string {
@@ -223,6 +224,9 @@ func withSkew(d time.Duration) envOpt {
 			}
 			p := httputil.NewSingleHostReverseProxy(u)
 			p.ModifyResponse = func(r *http.Response) error {
+				if date, err := http.ParseTime(r.Header.Get("Date")); err == nil {
+					r.Header.Set("Date", date.Add(d).UTC().Format(http.TimeFormat))
+				}
 				if !strings.HasSuffix(r.Request.URL.Path, "/read") || r.StatusCode != 200 {
 					return nil
 				}

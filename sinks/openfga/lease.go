@@ -88,12 +88,18 @@ func (l *Lease) Acquire(ctx context.Context, wait time.Duration) (context.Contex
 // try takes the lease if it is free or expired. It returns the new
 // lease's timestamp, or the holder's when busy.
 func (l *Lease) try(ctx context.Context) (stamp time.Time, heldSince *time.Time, err error) {
-	cur, ok, err := l.read(ctx)
+	cur, ok, serverNow, err := l.readAt(ctx)
 	if err != nil {
 		return time.Time{}, nil, err
 	}
 	if ok {
-		if l.now().Before(cur.Add(l.ttl)) {
+		// The Date header is rounded down, so a lease is judged expired a
+		// second late at worst, never early.
+		now := serverNow
+		if now.IsZero() {
+			now = l.now()
+		}
+		if now.Before(cur.Add(l.ttl)) {
 			return time.Time{}, &cur, nil
 		}
 		l.log.Info("taking over an expired lease", zap.String("lease", l.key.Object), zap.Time("taken_at", cur))
@@ -174,12 +180,37 @@ func (l *Lease) renew(ctx context.Context, stamp time.Time) (time.Time, error) {
 
 // read returns the lease tuple's timestamp, if it exists.
 func (l *Lease) read(ctx context.Context) (time.Time, bool, error) {
-	var stamp time.Time
-	found := false
-	err := l.s.eachTuple(ctx, &fga.ReadRequestTupleKey{User: &l.key.User, Relation: &l.key.Relation, Object: &l.key.Object}, func(t fga.Tuple) {
-		stamp, found = t.Timestamp, true
-	})
+	stamp, found, _, err := l.readAt(ctx)
 	return stamp, found, err
+}
+
+// readAt is read, with the server's clock at the read (its Date header,
+// whole seconds; zero when it sent none). A lease's timestamp is the
+// server's, so its expiry is judged by the server's clock: a host whose
+// clock runs ahead would otherwise take over a live lease, and one whose
+// clock runs behind would wait out a dead one longer.
+func (l *Lease) readAt(ctx context.Context) (stamp time.Time, found bool, serverNow time.Time, err error) {
+	body := fga.ReadRequest{
+		TupleKey:    &fga.ReadRequestTupleKey{User: &l.key.User, Relation: &l.key.Relation, Object: &l.key.Object},
+		PageSize:    fga.PtrInt32(1),
+		Consistency: fga.ToPtr(fga.CONSISTENCYPREFERENCE_HIGHER_CONSISTENCY),
+	}
+	var date string
+	resp, err := call(ctx, &l.s.conn, "Read", l.s.storeID, nil, func(ctx context.Context) (fga.ReadResponse, *http.Response, error) {
+		v, hr, err := l.s.api.Read(ctx, l.s.storeID).Body(body).Execute()
+		if hr != nil {
+			date = hr.Header.Get("Date")
+		}
+		return v, hr, err
+	})
+	if err != nil {
+		return time.Time{}, false, time.Time{}, err
+	}
+	serverNow, _ = http.ParseTime(date) // zero without one: the caller uses its own clock
+	if len(resp.Tuples) > 0 {
+		return resp.Tuples[0].Timestamp, true, serverNow, nil
+	}
+	return time.Time{}, false, serverNow, nil
 }
 
 // write writes (or deletes) the lease tuple, failing if it already exists
