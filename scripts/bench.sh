@@ -100,6 +100,8 @@ plot "$work/plot.dat" using 1:2 with linespoints lw 2 title "groupsync first syn
      "" using 1:6 with linespoints lw 2 title "bare read of managed tuples"
 GP
 
+cp "$work/plot.dat" docs/bench-data.txt
+
 # Full against incremental runs: time and peak RSS against tenant size.
 gnuplot <<GP
 set terminal pngcairo size 1100,480 font ",11"
