@@ -152,12 +152,16 @@ daemon:
 	if code := post("/sync/user/"+leaver, hookToken); code != http.StatusAccepted {
 		t.Fatalf("POST /sync/user: %d", code)
 	}
-	_, scrape := httpGet(t, base+"/metrics")
+	// A run's tuples are readable before the run has finished (and been
+	// counted): wait for the count rather than race it.
+	var scrape string
+	eventually("three successful runs counted", func() bool {
+		_, scrape = httpGet(t, base+"/metrics")
+		v, ok := metricValue(scrape, `groupsync_runs_total{result="ok"}`)
+		return ok && v >= 3
+	})
 	if v, ok := metricValue(scrape, `groupsync_events_received_total{origin="graph"}`); !ok || v < 1 {
 		t.Errorf("graph events received: %v %v", v, ok)
-	}
-	if v, ok := metricValue(scrape, `groupsync_runs_total{result="ok"}`); !ok || v < 3 {
-		t.Errorf("runs: %v", v)
 	}
 
 	stopDaemon(t, exit, stderr)
