@@ -38,6 +38,9 @@ type targetRun struct {
 	read TargetRead
 	// keep: save what the run learnt after a successful apply.
 	keep bool
+	// The target's changelogs: the sink's, and the registry's records'.
+	changes      ChangeLog
+	ownedChanges OwnedChangeLog
 	prev *targetState // the state the run started from (incremental)
 	// start is where the run's knowledge of each changelog ends; the
 	// commit reads back from here.
@@ -47,6 +50,9 @@ type targetRun struct {
 	owned []string
 	// dirty are the objects someone changed since the state was kept.
 	dirty map[string]bool
+	// desired is each desired group's tuples, once an incremental run has
+	// grouped them (the commit keeps them).
+	desired map[string][]Tuple
 }
 
 func (tr *targetRun) incremental() bool { return tr != nil && tr.read.Mode == "incremental" }
@@ -77,7 +83,7 @@ func (e *Engine) beginTargetRun(ctx context.Context, scope Scope) *targetRun {
 		return tr
 	}
 	log := e.logger()
-	tr.keep = true
+	tr.keep, tr.changes, tr.ownedChanges = true, cl, ocl
 	prev, why := e.loadTargetState(ctx, e.targetFingerprint(cl, scope))
 	if prev != nil {
 		if why = tr.catchUp(ctx, cl, ocl, prev, scope, e.startLimit()); why == "" {
@@ -217,7 +223,7 @@ func (e *Engine) commitTarget(ctx context.Context, tr *targetRun, p *Plan) {
 		return
 	}
 	log := e.logger()
-	cl, ocl := e.Sink.(ChangeLog), e.Registry.(OwnedChangeLog)
+	cl, ocl := tr.changes, tr.ownedChanges
 	scope := p.Scope
 	st := &targetState{Version: targetStateVersion, Fingerprint: e.targetFingerprint(cl, scope), FullAt: time.Now().UTC()}
 	if tr.incremental() {
@@ -266,7 +272,10 @@ func (e *Engine) commitTarget(ctx context.Context, tr *targetRun, p *Plan) {
 			unknown[t.Object] = true
 		}
 	}
-	keep := groupTuples(p.Desired, scope)
+	keep := tr.desired
+	if keep == nil {
+		keep = groupTuples(p.Desired, scope)
+	}
 	for obj := range unknown {
 		delete(keep, obj)
 	}

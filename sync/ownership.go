@@ -166,6 +166,7 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 // not know): they are returned as existing, unread.
 func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, owned, early []string) ([]Tuple, map[string]bool, error) {
 	desired := groupTuples(d, scope)
+	o.inc.desired = desired
 	read := setOf(early)
 	known := map[string]bool{}
 	var existing, unread []Tuple

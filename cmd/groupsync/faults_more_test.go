@@ -218,27 +218,12 @@ func moreScenarios() []scenario {
 func withSkew(d time.Duration) envOpt {
 	return func(s *envSpec) {
 		s.proxy = func(t *testing.T, target string) string {
-			u, err := url.Parse(target)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := httputil.NewSingleHostReverseProxy(u)
-			p.ModifyResponse = func(r *http.Response) error {
+			return jsonRewritingProxy(t, target, func(r *http.Response) bool {
 				if date, err := http.ParseTime(r.Header.Get("Date")); err == nil {
 					r.Header.Set("Date", date.Add(d).UTC().Format(http.TimeFormat))
 				}
-				if !strings.HasSuffix(r.Request.URL.Path, "/read") || r.StatusCode != 200 {
-					return nil
-				}
-				body, err := io.ReadAll(r.Body)
-				r.Body.Close()
-				if err != nil {
-					return err
-				}
-				var doc map[string]any
-				if err := json.Unmarshal(body, &doc); err != nil {
-					return err
-				}
+				return strings.HasSuffix(r.Request.URL.Path, "/read") && r.StatusCode == 200
+			}, func(doc map[string]any) error {
 				tuples, _ := doc["tuples"].([]any)
 				for _, tu := range tuples {
 					m, _ := tu.(map[string]any)
@@ -250,18 +235,8 @@ func withSkew(d time.Duration) envOpt {
 						m["timestamp"] = when.Add(d).Format(time.RFC3339Nano)
 					}
 				}
-				body, err = json.Marshal(doc)
-				if err != nil {
-					return err
-				}
-				r.Body = io.NopCloser(bytes.NewReader(body))
-				r.ContentLength = int64(len(body))
-				r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 				return nil
-			}
-			srv := httptest.NewServer(p)
-			t.Cleanup(srv.Close)
-			return srv.URL
+			})
 		}
 	}
 }
@@ -650,13 +625,26 @@ func authentikRows(t *testing.T) []outcome {
 // pagingLoopProxy forwards to authentik; while loop is set, a page 2
 // whose pagination.next is 3 says 1 instead.
 func pagingLoopProxy(t *testing.T, target string, loop *atomic.Bool) string {
+	return jsonRewritingProxy(t, target, func(r *http.Response) bool {
+		return loop.Load() && r.StatusCode == 200 && r.Request.URL.Query().Get("page") == "2"
+	}, func(doc map[string]any) error {
+		if pg, ok := doc["pagination"].(map[string]any); ok && pg["next"] != float64(0) {
+			pg["next"] = 1
+		}
+		return nil
+	})
+}
+
+// jsonRewritingProxy forwards to target and, for each answer match picks
+// (it may adjust its headers), lets edit change the JSON body.
+func jsonRewritingProxy(t *testing.T, target string, match func(*http.Response) bool, edit func(doc map[string]any) error) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.ModifyResponse = func(r *http.Response) error {
-		if !loop.Load() || r.StatusCode != 200 || r.Request.URL.Query().Get("page") != "2" {
+		if !match(r) {
 			return nil
 		}
 		body, err := io.ReadAll(r.Body)
@@ -668,10 +656,12 @@ func pagingLoopProxy(t *testing.T, target string, loop *atomic.Bool) string {
 		if err := json.Unmarshal(body, &doc); err != nil {
 			return err
 		}
-		if pg, ok := doc["pagination"].(map[string]any); ok && pg["next"] != float64(0) {
-			pg["next"] = 1
+		if err := edit(doc); err != nil {
+			return err
 		}
-		body, _ = json.Marshal(doc)
+		if body, err = json.Marshal(doc); err != nil {
+			return err
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))

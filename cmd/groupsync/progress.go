@@ -118,16 +118,8 @@ func (p *progress) begin(log *zap.Logger) {
 func (p *progress) loop() {
 	defer close(p.stopped)
 	if p.mode == progressBar {
-		t := time.NewTicker(progressTiming.redraw)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-				p.draw()
-			}
-		}
+		p.every(progressTiming.redraw, p.draw)
+		return
 	}
 	first := time.NewTimer(progressTiming.first)
 	defer first.Stop()
@@ -137,14 +129,19 @@ func (p *progress) loop() {
 	case <-first.C:
 	}
 	p.logLine()
-	t := time.NewTicker(progressTiming.every)
+	p.every(progressTiming.every, p.logLine)
+}
+
+// every calls f every d until the display stops.
+func (p *progress) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
-			p.logLine()
+			f()
 		}
 	}
 }

@@ -76,22 +76,32 @@ func (s *Sink) eachChange(ctx context.Context, objectType string, from gsync.Cha
 // clock skew between groupsync and OpenFGA can hide a change; the changes
 // of those two seconds are read again, which costs a read, never a write.
 func (s *Sink) ChangesNow(ctx context.Context) (gsync.ChangePosition, error) {
-	var date string
+	var now time.Time
 	_, err := call(ctx, &s.conn, "ReadAuthorizationModels", s.storeID, nil, func(ctx context.Context) (fga.ReadAuthorizationModelsResponse, *http.Response, error) {
-		v, resp, err := s.api.ReadAuthorizationModels(ctx, s.storeID).PageSize(1).Execute()
-		if resp != nil {
-			date = resp.Header.Get("Date")
-		}
-		return v, resp, err
+		v, hr, err := s.api.ReadAuthorizationModels(ctx, s.storeID).PageSize(1).Execute()
+		now = serverTime(hr)
+		return v, hr, err
 	})
 	if err != nil {
 		return gsync.ChangePosition{}, err
 	}
-	t, err := http.ParseTime(date)
-	if err != nil {
-		return gsync.ChangePosition{}, fmt.Errorf("openfga at %s sent no usable Date header (%q), so the changelog cannot be read from its present: %w", s.target, date, err)
+	if now.IsZero() {
+		return gsync.ChangePosition{}, fmt.Errorf("openfga at %s sent no usable Date header, so the changelog cannot be read from its present", s.target)
 	}
-	return gsync.ChangePosition{Since: t.Add(-2 * time.Second).UTC()}, nil
+	return gsync.ChangePosition{Since: now.Add(-2 * time.Second).UTC()}, nil
+}
+
+// serverTime is the server's clock at an answer (its Date header, whole
+// seconds, rounded down), or zero when there is no answer or no header.
+func serverTime(hr *http.Response) time.Time {
+	if hr == nil {
+		return time.Time{}
+	}
+	t, err := http.ParseTime(hr.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // Fingerprint names the store and the model (gsync.ChangeLog).

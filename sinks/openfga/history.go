@@ -34,9 +34,9 @@ func (s *Sink) NeverWritten(ctx context.Context, objectType string) (bool, error
 }
 
 // neverClaimed reports whether no instance ever wrote an ownership marker
-// to s: every change of the ownership type there is a lease's. It pages
-// through those changes, at most a few pages, and answers false whenever
-// it cannot tell (a marker, too many changes, an error).
+// to s: every change of the ownership type there is a lease's. It reads
+// those changes, at most a few pages, and answers false whenever it cannot
+// tell (a marker, too many changes, an error).
 //
 // A server with a positive --changelog-horizon-offset hides its latest
 // changes, and another instance's fresh markers with them; two instances
@@ -46,39 +46,18 @@ func (s *Sink) NeverWritten(ctx context.Context, objectType string) (bool, error
 // behind. Without the lease (sync.lease off) there is no such proof, and
 // the owners are read.
 func (r *Registry) neverClaimed(ctx context.Context, s *Sink) bool {
-	const pages, pageSize = 3, 100
-	token := ""
+	const maxChanges = 3 * changesPageSize
 	self := r.self()
-	fresh := false
-	for range pages {
-		resp, err := call(ctx, &s.conn, "ReadChanges", s.storeID, nil, func(ctx context.Context) (fga.ReadChangesResponse, *http.Response, error) {
-			req := s.api.ReadChanges(ctx, s.storeID).Type_(r.typ).PageSize(pageSize)
-			if token != "" {
-				req = req.ContinuationToken(token)
-			}
-			return req.Execute()
-		})
-		if err != nil {
-			return false
+	marker, fresh := false, false
+	_, err := s.eachChange(ctx, r.typ, gsync.ChangePosition{}, maxChanges, func(c fga.TupleChange) {
+		if c.TupleKey.Relation != RelationLease {
+			marker = true
+		} else if c.TupleKey.Object == self && time.Since(c.Timestamp) < 30*time.Second {
+			fresh = true
 		}
-		for _, c := range resp.Changes {
-			if c.TupleKey.Relation != RelationLease {
-				return false
-			}
-			if c.TupleKey.Object == self && time.Since(c.Timestamp) < 30*time.Second {
-				fresh = true
-			}
-		}
-		next := resp.GetContinuationToken()
-		if len(resp.Changes) == 0 && (next == "" || next == token) {
-			return fresh // the end of the changelog
-		}
-		if next == "" || next == token {
-			return false // changes but no way on: cannot tell
-		}
-		token = next
-	}
-	return false
+	})
+	// An error, a marker, or too many changes to read: cannot tell.
+	return err == nil && !marker && fresh
 }
 
 var _ gsync.TypeHistory = (*Sink)(nil)

@@ -195,18 +195,14 @@ func (l *Lease) readAt(ctx context.Context) (stamp time.Time, found bool, server
 		PageSize:    fga.PtrInt32(1),
 		Consistency: fga.ToPtr(fga.CONSISTENCYPREFERENCE_HIGHER_CONSISTENCY),
 	}
-	var date string
 	resp, err := call(ctx, &l.s.conn, "Read", l.s.storeID, nil, func(ctx context.Context) (fga.ReadResponse, *http.Response, error) {
 		v, hr, err := l.s.api.Read(ctx, l.s.storeID).Body(body).Execute()
-		if hr != nil {
-			date = hr.Header.Get("Date")
-		}
+		serverNow = serverTime(hr) // zero without one: the caller uses its own clock
 		return v, hr, err
 	})
 	if err != nil {
 		return time.Time{}, false, time.Time{}, err
 	}
-	serverNow, _ = http.ParseTime(date) // zero without one: the caller uses its own clock
 	if len(resp.Tuples) > 0 {
 		return resp.Tuples[0].Timestamp, true, serverNow, nil
 	}
