@@ -41,7 +41,7 @@ type targetRun struct {
 	// The target's changelogs: the sink's, and the registry's records'.
 	changes      ChangeLog
 	ownedChanges OwnedChangeLog
-	prev *targetState // the state the run started from (incremental)
+	prev         *targetState // the state the run started from (incremental)
 	// start is where the run's knowledge of each changelog ends; the
 	// commit reads back from here.
 	start map[string]ChangePosition
