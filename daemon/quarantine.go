@@ -51,41 +51,6 @@ type Quarantine struct {
 	plan *gsync.SavedPlan
 }
 
-// savedPlanOf rebuilds the saved plan of a report: its changes are the
-// plan's tuples grouped by object (GroupChange), its ownership the claims
-// and releases. The engine sorts a plan's tuples, so sorting them again
-// gives the plan as ApplySaved compares it.
-func savedPlanOf(rep *gsync.Report, slice *gsync.Slice, created time.Time) *gsync.SavedPlan {
-	// The file's report reads as the plan it is, not as an apply that
-	// wrote nothing.
-	planRep := *rep
-	planRep.Command, planRep.Result = "plan", nil
-	sp := &gsync.SavedPlan{FormatVersion: gsync.SavedPlanVersion, Created: created.UTC(), Slice: slice,
-		Adds: []gsync.Tuple{}, Deletes: []gsync.Tuple{}, Claims: slices.Clone(rep.Ownership.Claims),
-		Releases: slices.Clone(rep.Ownership.Releases), Report: &planRep}
-	for _, c := range rep.Changes {
-		rel := c.Relation
-		if rel == "" {
-			rel = rep.Scope.Relation
-		}
-		for _, u := range c.Add {
-			sp.Adds = append(sp.Adds, gsync.Tuple{User: u, Relation: rel, Object: c.Object})
-		}
-		for _, u := range c.Delete {
-			sp.Deletes = append(sp.Deletes, gsync.Tuple{User: u, Relation: rel, Object: c.Object})
-		}
-	}
-	gsync.SortTuples(sp.Adds)
-	gsync.SortTuples(sp.Deletes)
-	if sp.Claims == nil {
-		sp.Claims = []string{}
-	}
-	if sp.Releases == nil {
-		sp.Releases = []string{}
-	}
-	return sp
-}
-
 // planID is the digest of what sp would change, for an operator to name
 // the plan they reviewed. 16 hex digits tell plans apart; the approval's
 // safety is ApplySaved's comparison, not the id.
@@ -128,19 +93,15 @@ func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.
 	switch {
 	case r.approve != nil:
 		return d.approved(r, err)
-	case errors.As(err, &guard) && guard.Trip != nil && rep != nil:
-		var slice *gsync.Slice
-		if r.targeted(d.opts) {
-			s := r.batch.slice
-			slice = &s
-		}
+	case errors.As(err, &guard) && guard.Trip != nil && guard.Plan != nil && rep != nil:
+		sp := guard.Plan
+		slice := sp.Slice
 		if prev != nil && prev.Slice == nil && slice != nil {
 			return func() {
 				d.log.Warn("an event run tripped a guard; the quarantine keeps the full run's plan, which covers more",
 					zap.String("guard", guard.Trip.Guard), zap.String("plan_id", prev.PlanID))
 			}
 		}
-		sp := savedPlanOf(rep, slice, end)
 		id := planID(sp)
 		counts, omitted := groupCounts(rep, historyGroups)
 		q := &Quarantine{PlanID: id, Since: end, Updated: end, Trigger: r.trigger, Guard: *guard.Trip, Summary: rep.Summary,

@@ -20,7 +20,12 @@ const (
 const percentGuardFloor = 10
 
 // GuardError is returned by Run when a guard stopped it.
-type GuardError struct{ Trip *GuardTrip }
+type GuardError struct {
+	Trip *GuardTrip
+	// Plan is the stopped plan, saved (apply runs), so that an operator
+	// can approve exactly it later (the daemon's quarantine).
+	Plan *SavedPlan
+}
 
 func (e *GuardError) Error() string { return "stopped by a guard: " + e.Trip.Message }
 

@@ -124,7 +124,7 @@ func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context)
 		return nil, err
 	}
 	if p.Guard != nil {
-		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard}
+		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard, Plan: e.Save(p, nil)}
 	}
 	res, err := e.apply(ctx, p)
 	if err == nil && commit {

@@ -41,6 +41,10 @@ func (e *Engine) RunSlice(ctx context.Context, s Slice, apply bool) (*Report, er
 	if rep != nil {
 		rep.Slice = target
 	}
+	var guard *GuardError
+	if errors.As(err, &guard) && guard.Plan != nil {
+		guard.Plan.Slice = &s
+	}
 	return rep, err
 }
 

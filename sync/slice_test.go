@@ -59,6 +59,10 @@ func TestSliceGuards(t *testing.T) {
 		if !errors.As(err, &guard) || guard.Trip.Guard != gsync.GuardMaxDeletes || rep == nil || rep.Guard == nil {
 			t.Fatalf("apply=%v: err %v, report %+v; want a max_deletes trip", apply, err, rep)
 		}
+		// An apply hands over the stopped plan, slice and all, for approval.
+		if apply && (guard.Plan == nil || len(guard.Plan.Deletes) != 3 || guard.Plan.Slice == nil || !slices.Equal(guard.Plan.Slice.Groups, []string{"eng"})) {
+			t.Fatalf("the stopped plan handed over: %+v", guard.Plan)
+		}
 	}
 	if got := e.stored(); !slices.Equal(got, before) {
 		t.Fatalf("a tripped targeted run wrote: %q", got)
