@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,12 +56,7 @@ daemon: {schedule: "@hourly", listen: "127.0.0.1:0", trigger: {enabled: true}, s
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run([]string{"daemon", "-c", cfg, "--log-format=json"}, &stdout, stderr) }()
-	addr, _ := stderr.logLine(t, "serving /metrics, /healthz, /readyz and /run")["addr"].(string)
-	base := "http://" + addr
+	base, exit, stderr := startDaemon(t, cfg, io.Discard)
 	waitFor(t, base+"/readyz", 200, "last successful run ended")
 
 	// staff loses four of six members: over max_deletes.
@@ -137,12 +132,7 @@ daemon: {schedule: "@hourly", listen: "127.0.0.1:0", trigger: {enabled: true}}
 	if code, out, errOut := cli(t, "model", "write", "-c", cfg); code != 0 {
 		t.Fatalf("model write: %d %s %s", code, out, errOut)
 	}
-	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run([]string{"daemon", "-c", cfg, "--log-format=json"}, &stdout, stderr) }()
-	addr, _ := stderr.logLine(t, "serving /metrics, /healthz, /readyz and /run")["addr"].(string)
-	base := "http://" + addr
+	base, exit, stderr := startDaemon(t, cfg, io.Discard)
 	line := stderr.logLine(t, "plan quarantined: a guard stopped the run and nothing was written; it awaits approval of exactly this plan "+
 		"(GET /status shows it), or clears once a run no longer trips")
 	id, _ := line["plan_id"].(string)

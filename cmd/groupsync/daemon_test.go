@@ -143,11 +143,7 @@ daemon:
 	}
 
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run([]string{"daemon", "-c", cfg, "--log-format=json"}, &stdout, stderr) }()
-	addr, _ := stderr.logLine(t, "serving /metrics, /healthz, /readyz and /run")["addr"].(string)
-	base := "http://" + addr
+	base, exit, stderr := startDaemon(t, cfg, &stdout)
 
 	if code, body := httpGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz %d %q", code, body)
@@ -437,6 +433,17 @@ daemon: {schedule: "@hourly", listen: "127.0.0.1:0", shutdown_grace: 20s}
 
 // stopDaemon sends the test process SIGTERM, as Kubernetes does, and
 // expects the daemon started with run to exit 0 within 15 s.
+// startDaemon runs groupsync daemon with cfg, its stdout into stdout, and
+// returns its base URL once it serves, its exit code's channel and its log.
+func startDaemon(t *testing.T, cfg string, stdout io.Writer) (base string, exit chan int, stderr *syncBuffer) {
+	t.Helper()
+	stderr = &syncBuffer{}
+	exit = make(chan int, 1)
+	go func() { exit <- run([]string{"daemon", "-c", cfg, "--log-format=json"}, stdout, stderr) }()
+	addr, _ := stderr.logLine(t, "serving /metrics, /healthz, /readyz and /run")["addr"].(string)
+	return "http://" + addr, exit, stderr
+}
+
 func stopDaemon(t *testing.T, exit <-chan int, stderr *syncBuffer) {
 	t.Helper()
 	begin := time.Now()
