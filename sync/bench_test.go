@@ -66,8 +66,8 @@ func BenchmarkDiff(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			existing := make([]Tuple, 0, len(d.Tuples))
-			for i, t := range d.Tuples {
+			existing := make([]Tuple, 0, d.Members.Len())
+			for i, t := range d.Members.Tuples() {
 				if i%100 == 0 {
 					t.User += "-gone"
 				}

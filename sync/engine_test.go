@@ -99,7 +99,7 @@ func (e *env) desired() []string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return strs(d.Tuples)
+	return strs(d.Members.Tuples())
 }
 
 func (e *env) stored() []string { return strs(e.srv.Tuples(e.t, e.storeID)) }

@@ -53,7 +53,7 @@ func FuzzGroupNames(f *testing.F) {
 		if accounted != 2 {
 			t.Fatalf("groups unaccounted for: %+v %+v", d.Groups, d.Skipped)
 		}
-		for _, tu := range d.Tuples {
+		for _, tu := range d.Members.Tuples() {
 			typ, id, _ := strings.Cut(tu.Object, ":")
 			if typ != "group" || idProblem(id) != "" || objectLengthProblem(tu.Object) != "" {
 				t.Fatalf("invalid object written: %q", tu.Object)

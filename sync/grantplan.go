@@ -53,7 +53,7 @@ func (e *Engine) planGrants(ctx context.Context, p *Plan, d *Desired, managed ma
 				return fmt.Errorf("read OpenFGA (grant rule %s): %w", quoteAll(set.Rules), err)
 			}
 		}
-		gp := Diff(&Desired{Tuples: set.Tuples, HeldObjects: d.HeldObjects, HeldUsers: d.HeldUsers}, existing, scope)
+		gp := diffGrants(set.Tuples, d, existing, scope)
 		p.Existing += gp.Existing
 		p.Adds = append(p.Adds, gp.Adds...)
 		p.Deletes = append(p.Deletes, gp.Deletes...)

@@ -52,7 +52,7 @@ type targetRun struct {
 	dirty map[string]bool
 	// desired is each desired group's tuples, once an incremental run has
 	// grouped them (the commit keeps them).
-	desired map[string][]Tuple
+	desired map[string]memberGroup
 }
 
 func (tr *targetRun) incremental() bool { return tr != nil && tr.read.Mode == "incremental" }

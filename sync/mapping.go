@@ -19,7 +19,7 @@ type ManagedGroup struct {
 
 // Desired is what the mapping wants to exist, and what it refused.
 type Desired struct {
-	Tuples  []Tuple        // sorted
+	Members Memberships    // the membership tuples, sorted
 	Groups  []ManagedGroup // sorted by object
 	Skipped []Skip         // sorted by kind, reason, id
 	// HeldObjects and HeldUsers are OpenFGA ids that the source names
@@ -121,13 +121,9 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		}
 		groups[g.ID] = g
 	}
-	users, err := m.mapUsers(s.Users, d)
+	users, userIDs, err := m.mapUsers(s.Users, d)
 	if err != nil {
 		return nil, err
-	}
-	userIDs := make(map[string]bool, len(s.Users))
-	for _, u := range s.Users {
-		userIDs[u.ID] = true
 	}
 	objects := m.mapGroups(s.Groups, userIDs, d)
 	if m.cfg.User.HoldWithoutGroups {
@@ -148,15 +144,14 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		usersets[id] = obj + "#" + m.cfg.Relation
 	}
 	var buf []string
+	b := memberBuilder{relation: m.cfg.Relation}
 	for _, mg := range d.Groups {
 		buf = m.members(groups[mg.ID], groups, usersets, users, buf[:0])
 		slices.Sort(buf)
-		for i, u := range buf {
-			if i == 0 || u != buf[i-1] {
-				d.Tuples = append(d.Tuples, Tuple{User: u, Relation: m.cfg.Relation, Object: mg.Object})
-			}
-		}
+		buf = slices.Compact(buf)
+		b.add(mg.Object, buf)
 	}
+	d.Members = b.done()
 	if len(m.grants) > 0 {
 		// A {user} grant goes to every member, nested ones included,
 		// whatever the nesting mode of the membership tuples.
@@ -220,17 +215,22 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string
 	return out
 }
 
-// mapUsers keys every usable user and records the rest as skipped.
-func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
+// mapUsers keys every usable user and records the rest as skipped. It
+// returns the keys by user id and the set of every user id.
+func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, map[string]bool, error) {
 	keys := make(map[string]string, len(us))
-	byKey := map[string][]string{}
+	// firstID and shared find users that map to one key; only collisions
+	// get a list (a hundred thousand one-element lists were a tenth of a
+	// large run's heap).
+	firstID := make(map[string]string, len(us))
+	shared := map[string][]string{}
 	seen := make(map[string]bool, len(us))
 	for _, u := range us {
 		if u.ID == "" {
-			return nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
+			return nil, nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
 		}
 		if seen[u.ID] {
-			return nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
+			return nil, nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
 		}
 		seen[u.ID] = true
 		skip := func(reason, detail string) {
@@ -262,7 +262,13 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
 			continue
 		}
 		keys[u.ID] = user
-		byKey[user] = append(byKey[user], u.ID)
+		if first, taken := firstID[user]; !taken {
+			firstID[user] = u.ID
+		} else if shared[user] == nil {
+			shared[user] = []string{first, u.ID}
+		} else {
+			shared[user] = append(shared[user], u.ID)
+		}
 		// A reviewer reads "alice@contoso.example" where the tuple says
 		// "user:1dd0d2c2-...": remember a readable name for opaque keys.
 		if label := cmp.Or(u.UPN, u.Mail); label != "" && label != key {
@@ -272,10 +278,7 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
 			d.UserLabels[user] = label
 		}
 	}
-	for user, ids := range byKey {
-		if len(ids) < 2 {
-			continue
-		}
+	for user, ids := range shared {
 		d.HeldUsers[user] = true
 		for _, id := range ids {
 			delete(keys, id)
@@ -283,7 +286,7 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, error) {
 				Detail: fmt.Sprintf("users %s all map to %s; existing tuples of %s are kept until the key is unique (choose a unique mapping.user.key)", strings.Join(sorted(ids), ", "), user, user)})
 		}
 	}
-	return keys, nil
+	return keys, seen, nil
 }
 
 func (m *Mapper) userKey(u User) (key, attr string) {
@@ -455,7 +458,7 @@ func (d *Desired) dropObjects(details map[string]string, reason string) {
 		}
 		return drop
 	})
-	d.Tuples = slices.DeleteFunc(d.Tuples, func(t Tuple) bool { _, drop := details[t.Object]; return drop })
+	d.Members.Filter(func(t Tuple) bool { _, drop := details[t.Object]; return !drop })
 	slices.SortFunc(d.Skipped, func(a, b Skip) int {
 		return cmpStrings(a.Kind, b.Kind, a.Reason, b.Reason, a.ID, b.ID, a.Detail, b.Detail)
 	})

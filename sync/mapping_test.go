@@ -68,7 +68,7 @@ func nested() *Snapshot {
 func TestNestingModes(t *testing.T) {
 	t.Run("flatten follows the cycle and stops", func(t *testing.T) {
 		d := mustMap(t, mapping(nil), nested())
-		assertTuples(t, d.Tuples,
+		assertTuples(t, d.Members.Tuples(),
 			"user:alice member group:eng", "user:bob member group:eng", "user:carol member group:eng",
 			"user:alice member group:infra", "user:bob member group:infra", "user:carol member group:infra",
 			"user:alice member group:platform", "user:bob member group:platform", "user:carol member group:platform",
@@ -76,7 +76,7 @@ func TestNestingModes(t *testing.T) {
 	})
 	t.Run("userset writes subgroups as usersets", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.Nesting = "userset" }), nested())
-		assertTuples(t, d.Tuples,
+		assertTuples(t, d.Members.Tuples(),
 			"group:platform#member member group:eng", "user:alice member group:eng",
 			"group:eng#member member group:infra", "user:carol member group:infra",
 			"group:infra#member member group:platform", "user:bob member group:platform",
@@ -88,19 +88,19 @@ func TestNestingModes(t *testing.T) {
 			m.Filters.Exclude = []config.Match{{Name: "platform"}}
 		}), nested())
 		// platform is not synced, so eng gets bob directly and infra as a userset.
-		assertTuples(t, d.Tuples,
+		assertTuples(t, d.Members.Tuples(),
 			"group:infra#member member group:eng", "user:alice member group:eng", "user:bob member group:eng",
 			"group:eng#member member group:infra", "user:carol member group:infra",
 		)
 	})
 	t.Run("direct ignores subgroups", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.Nesting = "direct" }), nested())
-		assertTuples(t, d.Tuples, "user:alice member group:eng", "user:carol member group:infra", "user:bob member group:platform")
+		assertTuples(t, d.Members.Tuples(), "user:alice member group:eng", "user:carol member group:infra", "user:bob member group:platform")
 	})
 	t.Run("self membership is reported, never written", func(t *testing.T) {
 		s := &Snapshot{Users: []User{{ID: "a"}}, Groups: []Group{{ID: "g", Name: "x", Users: []string{"a"}, Groups: []string{"g"}}}}
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.Nesting = "userset" }), s)
-		assertTuples(t, d.Tuples, "user:a member group:x")
+		assertTuples(t, d.Members.Tuples(), "user:a member group:x")
 		if skipReasons(d)["member:g"] != ReasonSelfMember {
 			t.Fatalf("skipped %+v", d.Skipped)
 		}
@@ -122,7 +122,7 @@ func TestFilters(t *testing.T) {
 		m.Filters.Include = []config.Match{{Glob: "eng-*"}, {Regex: "^team-"}, {Name: "Domain Users"}}
 		m.Filters.Exclude = []config.Match{{ID: "2"}}
 	}), s)
-	assertTuples(t, d.Tuples, "user:a member group:eng-backend", "user:a member group:team-ops")
+	assertTuples(t, d.Members.Tuples(), "user:a member group:eng-backend", "user:a member group:team-ops")
 	got := skipReasons(d)
 	want := map[string]string{"group:2": ReasonExcluded, "group:3": ReasonNotIncluded, "group:4": ReasonDefaultExcluded}
 	if len(got) != len(want) {
@@ -135,8 +135,8 @@ func TestFilters(t *testing.T) {
 	}
 
 	d = mustMap(t, mapping(func(m *config.Mapping) { m.Filters.DefaultExcludes = false; m.Group.ReplaceWhitespace = "_" }), s)
-	if !slices.Contains(tupleStrings(d.Tuples), "user:a member group:Domain_Users") {
-		t.Fatalf("default excludes off should sync Domain Users: %q", tupleStrings(d.Tuples))
+	if !slices.Contains(tupleStrings(d.Members.Tuples()), "user:a member group:Domain_Users") {
+		t.Fatalf("default excludes off should sync Domain Users: %q", tupleStrings(d.Members.Tuples()))
 	}
 }
 
@@ -155,7 +155,7 @@ func TestBadGroupNames(t *testing.T) {
 		},
 	}
 	d := mustMap(t, mapping(nil), s)
-	assertTuples(t, d.Tuples, "user:a member group:ok")
+	assertTuples(t, d.Members.Tuples(), "user:a member group:ok")
 	for _, s := range d.Skipped {
 		if s.Reason != ReasonInvalidObjectID {
 			t.Errorf("group %s: reason %q", s.ID, s.Reason)
@@ -169,8 +169,8 @@ func TestBadGroupNames(t *testing.T) {
 	}
 	// The same tenant keyed by id writes every group.
 	d = mustMap(t, mapping(func(m *config.Mapping) { m.Group.Key = "id" }), s)
-	if len(d.Tuples) != 7 || len(d.Skipped) != 0 {
-		t.Fatalf("by id: %q %+v", tupleStrings(d.Tuples), d.Skipped)
+	if d.Members.Len() != 7 || len(d.Skipped) != 0 {
+		t.Fatalf("by id: %q %+v", tupleStrings(d.Members.Tuples()), d.Skipped)
 	}
 }
 
@@ -183,8 +183,8 @@ func TestDuplicateGroupsAreHeldNotMerged(t *testing.T) {
 		},
 	}
 	d := mustMap(t, mapping(func(m *config.Mapping) { m.Group.Lowercase = true; m.Group.ReplaceWhitespace = "-" }), s)
-	if len(d.Tuples) != 0 {
-		t.Fatalf("duplicates must not be written: %q", tupleStrings(d.Tuples))
+	if d.Members.Len() != 0 {
+		t.Fatalf("duplicates must not be written: %q", tupleStrings(d.Members.Tuples()))
 	}
 	if !d.HeldObjects["group:sales-team"] {
 		t.Fatalf("held: %v", d.HeldObjects)
@@ -214,7 +214,7 @@ func TestUserKeys(t *testing.T) {
 	}
 	t.Run("upn lowercased: duplicates are held", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.User.Key = "upn"; m.User.Lowercase = true }), s)
-		assertTuples(t, d.Tuples) // 1 and 5 collide, 2 disabled, 3 has '#', 4 has a space
+		assertTuples(t, d.Members.Tuples()) // 1 and 5 collide, 2 disabled, 3 has '#', 4 has a space
 		r := skipReasons(d)
 		want := map[string]string{"user:1": ReasonDuplicateUser, "user:5": ReasonDuplicateUser, "user:2": ReasonDisabled,
 			"user:3": ReasonInvalidUserID, "user:4": ReasonInvalidUserID}
@@ -229,7 +229,7 @@ func TestUserKeys(t *testing.T) {
 	})
 	t.Run("mail, guests skipped, disabled kept", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.User.Key = "mail"; m.User.SkipGuests = true; m.User.SkipDisabled = false }), s)
-		assertTuples(t, d.Tuples, "user:alice@contoso.example member group:all")
+		assertTuples(t, d.Members.Tuples(), "user:alice@contoso.example member group:all")
 		r := skipReasons(d)
 		if r["user:3"] != ReasonGuest || r["user:2"] != ReasonMissingKey || r["user:4"] != ReasonMissingKey {
 			t.Errorf("skipped %v", r)
@@ -237,18 +237,18 @@ func TestUserKeys(t *testing.T) {
 	})
 	t.Run("username is the login name (upn by another name)", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.User.Key = "username"; m.User.SkipDisabled = false }), s)
-		assertTuples(t, d.Tuples, "user:ALICE@contoso.example member group:all", "user:Alice@Contoso.example member group:all", "user:bob@contoso.example member group:all")
+		assertTuples(t, d.Members.Tuples(), "user:ALICE@contoso.example member group:all", "user:Alice@Contoso.example member group:all", "user:bob@contoso.example member group:all")
 	})
 	t.Run("attribute", func(t *testing.T) {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.User.Key = "attribute:employeeId"; m.User.Type = "employee" }), s)
-		assertTuples(t, d.Tuples, "employee:E1 member group:all")
+		assertTuples(t, d.Members.Tuples(), "employee:E1 member group:all")
 	})
 }
 
 func TestUnknownMembersReported(t *testing.T) {
 	s := &Snapshot{Users: []User{{ID: "a"}}, Groups: []Group{{ID: "g", Name: "x", Users: []string{"a", "ghost"}, Groups: []string{"nope"}}}}
 	d := mustMap(t, mapping(nil), s)
-	assertTuples(t, d.Tuples, "user:a member group:x")
+	assertTuples(t, d.Members.Tuples(), "user:a member group:x")
 	n := 0
 	for _, sk := range d.Skipped {
 		if sk.Reason == ReasonUnknownMember {
@@ -306,7 +306,7 @@ func TestGroupsReadOnlyForNesting(t *testing.T) {
 	}
 	for _, mode := range []string{"flatten", "userset"} {
 		d := mustMap(t, mapping(func(m *config.Mapping) { m.Nesting = mode }), s)
-		assertTuples(t, d.Tuples, "user:a member group:app-users", "user:b member group:app-users")
+		assertTuples(t, d.Members.Tuples(), "user:a member group:app-users", "user:b member group:app-users")
 		r := skipReasons(d)
 		if r["group:2"] != ReasonSourceFiltered || r["member:1"] != ReasonNotUserOrGroup {
 			t.Fatalf("%s: skipped %+v", mode, d.Skipped)
@@ -324,13 +324,13 @@ func TestLongNonASCIIGroupNameIsSynced(t *testing.T) {
 		{ID: "3", Name: "team\u00a0red", Users: []string{"a"}},
 	}}
 	d := mustMap(t, mapping(nil), s)
-	assertTuples(t, d.Tuples, "user:a member group:"+name)
+	assertTuples(t, d.Members.Tuples(), "user:a member group:"+name)
 	if len(d.Skipped) != 2 || !strings.Contains(d.Skipped[0].Detail+d.Skipped[1].Detail, "257 characters, over OpenFGA's 256") {
 		t.Fatalf("skipped %+v", d.Skipped)
 	}
 	// replace_whitespace replaces a no-break space like a space.
 	d = mustMap(t, mapping(func(m *config.Mapping) { m.Group.ReplaceWhitespace = "-" }), s)
-	if !slices.Contains(tupleStrings(d.Tuples), "user:a member group:team-red") {
-		t.Fatalf("tuples %q", tupleStrings(d.Tuples))
+	if !slices.Contains(tupleStrings(d.Members.Tuples()), "user:a member group:team-red") {
+		t.Fatalf("tuples %q", tupleStrings(d.Members.Tuples()))
 	}
 }

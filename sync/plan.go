@@ -60,22 +60,37 @@ func Diff(d *Desired, existing []Tuple, scope Scope) *Plan {
 	return diffKnown(d, existing, scope, nil)
 }
 
+// diffGrants is Diff for one grant set's tuples; held says which objects
+// and users the source is ambiguous about.
+func diffGrants(want []Tuple, held *Desired, existing []Tuple, scope Scope) *Plan {
+	return diffList(tupleSlice(want), &Desired{HeldObjects: held.HeldObjects, HeldUsers: held.HeldUsers}, existing, scope, nil)
+}
+
 // diffKnown is Diff where the objects in known were not read: their
 // tuples are known to be the desired ones (incremental runs), so they
 // count as existing and change nothing.
 func diffKnown(d *Desired, existing []Tuple, scope Scope, known map[string]bool) *Plan {
+	return diffList(&d.Members, d, existing, scope, known)
+}
+
+// diffList is the diff of the sorted tuples want; d says which tuples are
+// held (heldReason) and becomes the plan's Desired.
+func diffList(want tupleList, d *Desired, existing []Tuple, scope Scope, known map[string]bool) *Plan {
 	p := &Plan{Scope: scope, Desired: d}
 	have := slices.DeleteFunc(existing, func(t Tuple) bool { return !scope.Contains(t) || known[t.Object] })
 	if !slices.IsSortedFunc(have, Tuple.Compare) {
 		SortTuples(have)
 	}
-	want := d.Tuples
+	n := want.Len()
 	i, j := 0, 0
-	for i < len(want) || j < len(have) {
-		if i < len(want) && known[want[i].Object] {
-			p.Existing++
-			i++
-			continue
+	for i < n || j < len(have) {
+		var w Tuple
+		if i < n {
+			if w = want.At(i); known[w.Object] {
+				p.Existing++
+				i++
+				continue
+			}
 		}
 		if j > 0 && j < len(have) && have[j] == have[j-1] {
 			j++ // a sink repeated a tuple: count it once
@@ -83,16 +98,16 @@ func diffKnown(d *Desired, existing []Tuple, scope Scope, known map[string]bool)
 		}
 		c := 0
 		switch {
-		case i == len(want):
+		case i == n:
 			c = 1
 		case j == len(have):
 			c = -1
 		default:
-			c = want[i].Compare(have[j])
+			c = w.Compare(have[j])
 		}
 		switch {
 		case c < 0:
-			p.Adds = append(p.Adds, want[i])
+			p.Adds = append(p.Adds, w)
 			i++
 		case c > 0:
 			p.Existing++
@@ -133,7 +148,7 @@ func heldReason(d *Desired, t Tuple) string {
 // DesiredTuples is every tuple the plan wants to exist in its scopes:
 // memberships and grants, sorted.
 func (p *Plan) DesiredTuples() []Tuple {
-	out := slices.Clone(p.Desired.Tuples)
+	out := p.Desired.Members.Tuples()
 	for _, set := range p.Desired.Grants {
 		out = append(out, set.Tuples...)
 	}

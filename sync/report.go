@@ -113,7 +113,7 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 			SourceGroups:   p.Desired.SourceGroups,
 			SourceUsers:    p.Desired.SourceUsers,
 			ManagedGroups:  len(p.Desired.Groups),
-			DesiredTuples:  len(p.Desired.Tuples),
+			DesiredTuples:  p.Desired.Members.Len(),
 			ExistingTuples: p.Existing,
 			ToAdd:          len(p.Adds),
 			ToDelete:       len(p.Deletes),

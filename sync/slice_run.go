@@ -95,9 +95,9 @@ func (e *Engine) planSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, *
 		zap.Int("groups", len(snap.Groups)))
 
 	wantU, wantO := setOf(target.UserIDs), setOf(target.Objects)
-	d.Tuples = slices.DeleteFunc(d.Tuples, func(t Tuple) bool { return !wantU[t.User] && !wantO[t.Object] })
+	d.Members.Filter(func(t Tuple) bool { return wantU[t.User] || wantO[t.Object] })
 	inSlice := map[string]bool{}
-	for _, t := range d.Tuples {
+	for t := range d.Members.All() {
 		inSlice[t.Object] = true
 	}
 	d.Groups = slices.DeleteFunc(d.Groups, func(g ManagedGroup) bool { return !wantO[g.Object] && !inSlice[g.Object] })
@@ -381,7 +381,7 @@ func (e *Engine) planSliceGrants(ctx context.Context, p *Plan, d *Desired, targe
 			}
 		}
 		existing = slices.DeleteFunc(existing, func(t Tuple) bool { return !objectOK(t.Object) })
-		gp := Diff(&Desired{Tuples: set.Tuples, HeldObjects: d.HeldObjects, HeldUsers: d.HeldUsers}, existing, scope)
+		gp := diffGrants(set.Tuples, d, existing, scope)
 		p.Existing += gp.Existing
 		p.Adds = append(p.Adds, gp.Adds...)
 		p.Deletes = append(p.Deletes, gp.Deletes...)

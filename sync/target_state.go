@@ -135,39 +135,30 @@ func (l *userList) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// groupTuples returns each desired group's tuples in scope: a view into
-// d.Tuples, which are sorted by object, so each group's are together.
-// Desired groups with no tuple are there with none.
-func groupTuples(d *Desired, scope Scope) map[string][]Tuple {
-	out := make(map[string][]Tuple, len(d.Groups))
-	start := 0
-	for i := 1; i <= len(d.Tuples) && len(d.Tuples) > 0; i++ {
-		if i == len(d.Tuples) || d.Tuples[i].Object != d.Tuples[start].Object {
-			g := d.Tuples[start:i:i]
-			if slices.ContainsFunc(g, func(t Tuple) bool { return !scope.Contains(t) }) {
-				g = slices.DeleteFunc(slices.Clone(g), func(t Tuple) bool { return !scope.Contains(t) })
-			}
-			out[d.Tuples[start].Object] = g
-			start = i
-		}
+// groupTuples returns each desired group's tuples in scope: views into
+// d.Members. Desired groups with no tuple are there with none.
+func groupTuples(d *Desired, scope Scope) map[string]memberGroup {
+	out := d.Members.groups()
+	for obj, g := range out {
+		out[obj] = g.within(scope)
 	}
 	for _, g := range d.Groups {
 		if _, ok := out[g.Object]; !ok {
-			out[g.Object] = nil
+			out[g.Object] = memberGroup{}
 		}
 	}
 	return out
 }
 
 // sameUsers reports whether a group's stored users are the users of
-// tuples (both in the users' string order).
-func (s *targetState) sameUsers(obj string, tuples []Tuple) bool {
+// its desired tuples (both in the users' string order).
+func (s *targetState) sameUsers(obj string, g memberGroup) bool {
 	stored := s.Groups[obj]
-	if len(stored) != len(tuples) {
+	if len(stored) != g.Len() {
 		return false
 	}
 	for i, u := range stored {
-		if s.Users[u] != tuples[i].User {
+		if s.Users[u] != g.User(i) {
 			return false
 		}
 	}
@@ -184,13 +175,13 @@ func (s *targetState) tuples(obj, relation string) []Tuple {
 	return out
 }
 
-// keepGroups stores the groups' tuples (those of groups) in s.
-func (s *targetState) keepGroups(groups map[string][]Tuple) {
+// keepGroups stores the groups' tuples in s.
+func (s *targetState) keepGroups(groups map[string]memberGroup) {
 	index := map[string]uint32{}
-	for _, ts := range groups {
-		for _, t := range ts {
-			if _, ok := index[t.User]; !ok {
-				index[t.User] = 0
+	for _, g := range groups {
+		for i := range g.Len() {
+			if _, ok := index[g.User(i)]; !ok {
+				index[g.User(i)] = 0
 			}
 		}
 	}
@@ -203,10 +194,10 @@ func (s *targetState) keepGroups(groups map[string][]Tuple) {
 		index[u] = uint32(i)
 	}
 	s.Groups = make(map[string]userList, len(groups))
-	for obj, ts := range groups {
-		ids := make([]uint32, len(ts))
-		for i, t := range ts {
-			ids[i] = index[t.User]
+	for obj, g := range groups {
+		ids := make([]uint32, g.Len())
+		for i := range ids {
+			ids[i] = index[g.User(i)]
 		}
 		s.Groups[obj] = ids
 	}

@@ -14,10 +14,11 @@ import (
 func FuzzTargetStateDecode(f *testing.F) {
 	st := &targetState{Version: targetStateVersion, Fingerprint: "store/model|group#member@user|inc", FullAt: time.Unix(1700000000, 0).UTC(),
 		Owned: []string{"group:a", "group:b"}, Positions: map[string]ChangePosition{"group": {Token: "dG9r"}, registryPosition: {Since: time.Unix(1700000000, 0).UTC()}}}
-	st.keepGroups(map[string][]Tuple{
-		"group:a": {{User: "user:x", Relation: "member", Object: "group:a"}, {User: "user:y", Relation: "member", Object: "group:a"}},
-		"group:b": {{User: "group:a#member", Relation: "member", Object: "group:b"}},
+	ms := MembershipsOf([]Tuple{
+		{User: "user:x", Relation: "member", Object: "group:a"}, {User: "user:y", Relation: "member", Object: "group:a"},
+		{User: "group:a#member", Relation: "member", Object: "group:b"},
 	})
+	st.keepGroups(ms.groups())
 	good, err := encodeTargetState(st)
 	if err != nil {
 		f.Fatal(err)

@@ -143,7 +143,7 @@ func TestSnapshotOfFixture(t *testing.T) {
 				t.Fatal(err)
 			}
 			var eng []string
-			for _, tu := range d.Tuples {
+			for _, tu := range d.Members.Tuples() {
 				if tu.Object == "group:Engineering" {
 					eng = append(eng, tu.User)
 				}

@@ -128,7 +128,7 @@ func TestSnapshotOfGeneratedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var engUsers []string
-	for _, tu := range des.Tuples {
+	for _, tu := range des.Members.Tuples() {
 		if tu.Object == "group:Engineering" {
 			engUsers = append(engUsers, tu.User)
 		}

@@ -55,7 +55,7 @@ func TestSliceMatchesFullRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, tu := range d.Tuples {
+		for _, tu := range d.Members.Tuples() {
 			if keep(tu) {
 				out = append(out, tu.String())
 			}
@@ -64,7 +64,7 @@ func TestSliceMatchesFullRead(t *testing.T) {
 	}
 	restrict := func(keep func(gsync.Tuple) bool) []string {
 		var out []string
-		for _, tu := range want.Tuples {
+		for _, tu := range want.Members.Tuples() {
 			if keep(tu) {
 				out = append(out, tu.String())
 			}

@@ -80,13 +80,21 @@ func (g *groupRec) setMembers(read *gsync.Group, others []otherRef) {
 	g.flags |= gComplete
 }
 
+// sortedUnique sorts s in place (the order of a group's members means
+// nothing) and returns it, capped so that no append can reach it, when it
+// holds no duplicates: the state then shares the snapshot's member lists
+// instead of holding a second copy of every membership.
 func sortedUnique(s []string) []string {
 	if len(s) == 0 {
 		return nil
 	}
-	out := slices.Clone(s)
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.Sort(s)
+	for i := 1; i < len(s); i++ {
+		if s[i] == s[i-1] {
+			return slices.Compact(slices.Clone(s))
+		}
+	}
+	return s[:len(s):len(s)]
 }
 
 // latestLink asks for a delta link that starts from now.

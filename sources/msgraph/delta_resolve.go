@@ -227,14 +227,18 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 		if rec == nil || rec.flags&gComplete == 0 {
 			continue // gone (resolved as deleted)
 		}
-		for _, u := range rec.users {
+		// The snapshot shares the record's member list (records are never
+		// modified in place) unless a member is gone: a million memberships
+		// are then held once, not twice.
+		g.Users = rec.users[:len(rec.users):len(rec.users)]
+		if w.st.usersTracked && slices.ContainsFunc(rec.users, func(u string) bool { return w.st.users[u] == nil }) {
+			g.Users = slices.DeleteFunc(slices.Clone(rec.users), func(u string) bool { return w.st.users[u] == nil }) // deleted: no longer members
+		}
+		for _, u := range g.Users {
 			var ur *userRec
 			if w.st.usersTracked {
-				if ur = w.st.users[u]; ur == nil {
-					continue // deleted: no longer a member
-				}
+				ur = w.st.users[u]
 			}
-			g.Users = append(g.Users, u)
 			if usersOut[u] == nil {
 				usersOut[u] = s.snapshotUser(u, ur, w.st.usersTracked)
 				if w.st.usersTracked && ur.flags&uEnabledKnown == 0 {

@@ -206,7 +206,7 @@ func TestTransitiveMembershipMatchesGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string][]string{}
-	for _, tu := range d.Tuples {
+	for _, tu := range d.Members.Tuples() {
 		id := strings.TrimPrefix(tu.Object, "group:")
 		got[id] = append(got[id], strings.TrimPrefix(tu.User, "user:"))
 	}
@@ -221,8 +221,8 @@ func TestTransitiveMembershipMatchesGraph(t *testing.T) {
 		}
 		compared++
 	}
-	if compared != len(tenant.Groups) || len(d.Tuples) == 0 {
-		t.Fatalf("compared %d groups, %d tuples", compared, len(d.Tuples))
+	if compared != len(tenant.Groups) || d.Members.Len() == 0 {
+		t.Fatalf("compared %d groups, %d tuples", compared, d.Members.Len())
 	}
 }
 

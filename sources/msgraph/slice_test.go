@@ -39,7 +39,7 @@ func mapped(t *testing.T, snap *gsync.Snapshot, keep func(gsync.Tuple) bool) [][
 			t.Fatal(err)
 		}
 		var ts []string
-		for _, tu := range d.Tuples {
+		for _, tu := range d.Members.Tuples() {
 			if keep(tu) {
 				ts = append(ts, tu.String())
 			}

@@ -88,7 +88,7 @@ func RunSlice(t *testing.T, tenant *Tenant, b SliceBackend) {
 					}
 				}
 				keep := func(tu gsync.Tuple) bool { return tu.User == user }
-				if missing, extra := diff(filter(want.Tuples, keep), filter(got, keep)); len(missing)+len(extra) > 0 {
+				if missing, extra := diff(filter(want.Members.Tuples(), keep), filter(got, keep)); len(missing)+len(extra) > 0 {
 					t.Errorf("slice of user %s (%s):\nmissing:\n  %s\nextra:\n  %s", name, key(u),
 						strings.Join(missing, "\n  "), strings.Join(extra, "\n  "))
 				}
@@ -97,7 +97,7 @@ func RunSlice(t *testing.T, tenant *Tenant, b SliceBackend) {
 				object := objectOf(m.Config, name)
 				got := sliceTuples(t, src, mapper, gsync.Slice{Groups: []string{name}})
 				keep := func(tu gsync.Tuple) bool { return tu.Object == object }
-				if missing, extra := diff(filter(want.Tuples, keep), filter(got, keep)); len(missing)+len(extra) > 0 {
+				if missing, extra := diff(filter(want.Members.Tuples(), keep), filter(got, keep)); len(missing)+len(extra) > 0 {
 					t.Errorf("slice of group %s:\nmissing:\n  %s\nextra:\n  %s", name,
 						strings.Join(missing, "\n  "), strings.Join(extra, "\n  "))
 				}
@@ -155,7 +155,7 @@ func sliceTuples(t *testing.T, src SliceSource, mapper *gsync.Mapper, s gsync.Sl
 	if err != nil {
 		t.Fatalf("slice %+v: map: %v", s, err)
 	}
-	return d.Tuples
+	return d.Members.Tuples()
 }
 
 func filter(ts []gsync.Tuple, keep func(gsync.Tuple) bool) []gsync.Tuple {

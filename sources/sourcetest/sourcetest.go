@@ -227,8 +227,8 @@ func Run(t *testing.T, tenant *Tenant, src gsync.Source) {
 				t.Fatal(err)
 			}
 			want := Expected(tenant, m.Config)
-			if missing, extra := diff(want, d.Tuples); len(missing)+len(extra) > 0 {
-				t.Errorf("%d tuples, want %d\nmissing:\n  %s\nextra:\n  %s", len(d.Tuples), len(want),
+			if missing, extra := diff(want, d.Members.Tuples()); len(missing)+len(extra) > 0 {
+				t.Errorf("%d tuples, want %d\nmissing:\n  %s\nextra:\n  %s", d.Members.Len(), len(want),
 					strings.Join(missing, "\n  "), strings.Join(extra, "\n  "))
 			}
 			var skipped []string
