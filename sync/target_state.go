@@ -2,6 +2,8 @@ package sync
 
 import (
 	"bytes"
+	"cmp"
+	"errors"
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
@@ -64,15 +66,18 @@ func decodeTargetState(data []byte) (*targetState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a gzip stream: %w", err)
 	}
-	raw, err := io.ReadAll(io.LimitReader(zr, 1<<30))
-	if err != nil {
-		return nil, fmt.Errorf("damaged: %w", err)
-	}
+	// Decoded as it is inflated: the inflated JSON of a large tenant is
+	// tens of megabytes that need not sit in memory.
 	var s targetState
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec := json.NewDecoder(io.LimitReader(zr, 1<<30))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("damaged: %w", err)
+	}
+	// Read to the end, so that gzip checks its checksum and nothing
+	// follows the state.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("damaged: %v after the state", cmp.Or(err, errors.New("data")))
 	}
 	if s.Version != targetStateVersion {
 		return nil, fmt.Errorf("version %d, this groupsync reads %d", s.Version, targetStateVersion)

@@ -240,11 +240,15 @@ sync:
 		graph.ResetStats()
 		before := fga.snapshot()
 		runEnv := append(slices.Clone(env), extraEnv...)
+		stderrPath := ""
 		if o.profiles != "" {
 			base := filepath.Join(o.profiles, sz.Name+"-"+strings.NewReplacer(" ", "-", "%", "pct", ",", "", "=", "").Replace(scenario))
-			runEnv = append(runEnv, "GROUPSYNC_CPUPROFILE="+base+".prof", "GROUPSYNC_HEAPPROFILE="+base+".heap")
+			// The GC's trace shows what the heap held and aimed for at each
+			// collection: peak RSS is the largest of those goals.
+			runEnv = append(runEnv, "GROUPSYNC_CPUPROFILE="+base+".prof", "GROUPSYNC_HEAPPROFILE="+base+".heap", "GODEBUG=gctrace=1")
+			stderrPath = base + ".stderr"
 		}
-		m, err := runGroupsync(ctx, o.bin, cfgPath, runEnv)
+		m, err := runGroupsync(ctx, o.bin, cfgPath, runEnv, stderrPath)
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", scenario, err)
 		}
@@ -432,7 +436,8 @@ func withStore(c config.OpenFGA, id string) config.OpenFGA {
 
 // runGroupsync runs `groupsync apply` as its own process, so its wall time,
 // peak RSS and allocations are its own.
-func runGroupsync(ctx context.Context, bin, cfg string, env []string) (measurement, error) {
+// With stderrPath, its standard error is kept there.
+func runGroupsync(ctx context.Context, bin, cfg string, env []string, stderrPath string) (measurement, error) {
 	cmd := exec.CommandContext(ctx, bin, "apply", "-c", cfg, "-o", "json", "--log-level", "warn")
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
@@ -442,6 +447,9 @@ func runGroupsync(ctx context.Context, bin, cfg string, env []string) (measureme
 	m := measurement{Wall: time.Since(start)}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		m.PeakRSSBytes = ru.Maxrss * 1024
+	}
+	if stderrPath != "" {
+		os.WriteFile(stderrPath, stderr.Bytes(), 0o644)
 	}
 	if err != nil {
 		return m, fmt.Errorf("groupsync apply: %v\n%s", err, tail(stderr.String(), 2000))

@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 )
 
 func main() {
@@ -36,8 +38,20 @@ func main() {
 func printMemStats() {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	b, _ := json.Marshal(map[string]uint64{
+	stats := map[string]uint64{
 		"total_alloc_bytes": m.TotalAlloc, "mallocs": m.Mallocs, "heap_sys_bytes": m.HeapSys, "num_gc": uint64(m.NumGC),
-	})
+	}
+	// The kernel's view at exit: peak RSS, and how much of the RSS now is
+	// the heap (anonymous) or the binary's pages (file).
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+			if ok && err == nil && (name == "VmHWM" || name == "RssAnon" || name == "RssFile") {
+				stats[strings.ToLower(name)+"_kb"] = kb
+			}
+		}
+	}
+	b, _ := json.Marshal(stats)
 	fmt.Fprintf(os.Stderr, "groupsync-memstats %s\n", b)
 }

@@ -217,7 +217,10 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 			queue = append(queue, l.id)
 		}
 	}
-	usersOut := map[string]*gsync.User{}
+	// The users the snapshot lists: ids first, records once sorted, so
+	// that a hundred thousand users are one slice, not as many pointers.
+	usersOut := map[string]bool{}
+	var userIDs []string
 	snap := &gsync.Snapshot{Skipped: slices.Clone(w.skips)}
 	noEnabled := 0
 	for len(queue) > 0 {
@@ -235,15 +238,9 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 			g.Users = slices.DeleteFunc(slices.Clone(rec.users), func(u string) bool { return w.st.users[u] == nil }) // deleted: no longer members
 		}
 		for _, u := range g.Users {
-			var ur *userRec
-			if w.st.usersTracked {
-				ur = w.st.users[u]
-			}
-			if usersOut[u] == nil {
-				usersOut[u] = s.snapshotUser(u, ur, w.st.usersTracked)
-				if w.st.usersTracked && ur.flags&uEnabledKnown == 0 {
-					noEnabled++
-				}
+			if !usersOut[u] {
+				usersOut[u] = true
+				userIDs = append(userIDs, u)
 			}
 		}
 		for _, sub := range rec.groups {
@@ -286,10 +283,19 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 		snap.Groups = append(snap.Groups, *g)
 	}
 	sort.Slice(snap.Groups, func(i, j int) bool { return snap.Groups[i].ID < snap.Groups[j].ID })
-	for _, u := range usersOut {
-		snap.Users = append(snap.Users, *u)
+	usersOut = nil
+	slices.Sort(userIDs)
+	snap.Users = make([]gsync.User, len(userIDs))
+	for i, id := range userIDs {
+		var ur *userRec
+		if w.st.usersTracked {
+			ur = w.st.users[id]
+			if ur.flags&uEnabledKnown == 0 {
+				noEnabled++
+			}
+		}
+		s.fillSnapshotUser(&snap.Users[i], id, ur, w.st.usersTracked)
 	}
-	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].ID < snap.Users[j].ID })
 	if noEnabled > 0 {
 		s.log.Warn("users came back without accountEnabled or userType: the app cannot read user properties (grant User.Read.All), so mapping.user.skip_disabled and skip_guests cannot apply to them",
 			zap.Int("users", noEnabled))
@@ -297,12 +303,12 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 	return snap
 }
 
-// snapshotUser is the snapshot's user from the state's record (nil when
-// users are not tracked: the mapping needs only their ids).
-func (s *Source) snapshotUser(id string, rec *userRec, tracked bool) *gsync.User {
-	u := &gsync.User{ID: id}
+// fillSnapshotUser fills the snapshot's user from the state's record (nil
+// when users are not tracked: the mapping needs only their ids).
+func (s *Source) fillSnapshotUser(u *gsync.User, id string, rec *userRec, tracked bool) {
+	u.ID = id
 	if !tracked {
-		return u
+		return
 	}
 	u.UPN, u.Mail = rec.upn, rec.mail
 	u.Guest = rec.flags&uGuest != 0
@@ -315,5 +321,4 @@ func (s *Source) snapshotUser(id string, rec *userRec, tracked bool) *gsync.User
 			}
 		}
 	}
-	return u
 }
