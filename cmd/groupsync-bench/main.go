@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -57,7 +58,7 @@ type options struct {
 	throttle                        bool
 	naiveBudget                     time.Duration
 	work, profiles                  string
-	skipBaselines                   bool
+	skipBaselines, hold             bool
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&o.work, "work", os.TempDir(), "directory for configs")
 	flag.StringVar(&o.profiles, "cpuprofiles", "", "write a CPU profile and a near-peak heap profile of every groupsync run into this directory")
 	flag.BoolVar(&o.skipBaselines, "skip-baselines", false, "measure groupsync only")
+	flag.BoolVar(&o.hold, "hold", false, "after the incremental scenarios of each size, keep the tenant and store up until interrupted (to profile by hand)")
 	flag.Parse()
 	o.sizes = strings.Split(sizeList, ",")
 	if err := bench(context.Background(), o); err != nil {
@@ -362,6 +364,19 @@ sync:
 	} else if m.Added != 100 {
 		log("WARNING: the incremental run repaired %d of the 100 tuples deleted by hand", m.Added)
 	}
+	if o.hold {
+		// For profiling by hand: the tenant, the store and both states stay
+		// as the last incremental run left them.
+		envPath := filepath.Join(o.work, "hold.env")
+		if err := os.WriteFile(envPath, []byte("GROUPSYNC_SOURCE_MSGRAPH_TOKEN="+graph.Token()+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		log("holding: run e.g. env $(cat %s) GROUPSYNC_MEMSTATS=1 %s apply -c %s; interrupt to go on", envPath, o.bin, cfgPath)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt)
+		<-sig
+		signal.Stop(sig)
+	}
 	if err := os.WriteFile(cfgPath, cfgData, 0o600); err != nil {
 		return nil, err
 	}
@@ -435,8 +450,15 @@ func withStore(c config.OpenFGA, id string) config.OpenFGA {
 }
 
 // runGroupsync runs `groupsync apply` as its own process, so its wall time,
-// peak RSS and allocations are its own.
-// With stderrPath, its standard error is kept there.
+// peak RSS and allocations are its own. With stderrPath, its standard error
+// is kept there.
+//
+// Peak RSS is the process's own high-water mark (VmHWM), which groupsync
+// reports at exit (GROUPSYNC_MEMSTATS). Not rusage's ru_maxrss: Go starts
+// children with vfork, and Linux carries the high-water mark of the address
+// space a child leaves at exec (this harness's, with the whole tenant in
+// it) into the child's ru_maxrss, so every run measured at least the
+// harness's own RSS.
 func runGroupsync(ctx context.Context, bin, cfg string, env []string, stderrPath string) (measurement, error) {
 	cmd := exec.CommandContext(ctx, bin, "apply", "-c", cfg, "-o", "json", "--log-level", "warn")
 	cmd.Env = env
@@ -446,7 +468,7 @@ func runGroupsync(ctx context.Context, bin, cfg string, env []string, stderrPath
 	err := cmd.Run()
 	m := measurement{Wall: time.Since(start)}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.PeakRSSBytes = ru.Maxrss * 1024
+		m.PeakRSSBytes = ru.Maxrss * 1024 // an upper bound, for a build that does not report VmHWM
 	}
 	if stderrPath != "" {
 		os.WriteFile(stderrPath, stderr.Bytes(), 0o644)
@@ -467,6 +489,9 @@ func runGroupsync(ctx context.Context, bin, cfg string, env []string, stderrPath
 			var ms map[string]int64
 			if json.Unmarshal([]byte(js), &ms) == nil {
 				m.TotalAllocBytes, m.Mallocs = ms["total_alloc_bytes"], ms["mallocs"]
+				if kb := ms["vmhwm_kb"]; kb > 0 {
+					m.PeakRSSBytes = kb * 1024
+				}
 			}
 		}
 	}
