@@ -279,7 +279,15 @@ func (e *Engine) commitTarget(ctx context.Context, tr *targetRun, p *Plan) {
 	for obj := range unknown {
 		delete(keep, obj)
 	}
-	st.keepGroups(keep)
+	if tr.incremental() && tr.prev.holds(keep) {
+		// Nothing changed: the kept table and lists stand as they are.
+		st.Users, st.Groups = tr.prev.Users, tr.prev.Groups
+	} else {
+		st.keepGroups(keep)
+	}
+	// What the run knew of the target is not needed past this point; let
+	// it go before the source saves its own state.
+	tr.prev, tr.desired = nil, nil
 	save()
 	log.Debug("incremental state kept", zap.Int("groups", len(st.Groups)), zap.Int("changed_by_others", len(others)))
 }

@@ -1,16 +1,19 @@
 package sync
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
-	"errors"
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -45,14 +48,62 @@ const (
 )
 
 // encodeTargetState is gzip-compressed JSON: small enough (tens of bytes
-// per group) that a structured codec would not pay for itself.
+// per group) that a structured codec would not pay for itself. It is
+// written piece by piece into the compressor, the user table and the
+// groups streamed, so that the JSON of a large tenant (megabytes) is never
+// whole in memory; the result is what encoding/json would write, spaced
+// by newlines.
 func encodeTargetState(s *targetState) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(s); err != nil {
-		return nil, err
+	w := bufio.NewWriter(zw)
+	enc := json.NewEncoder(w)
+	var err error
+	field := func(name string, v any) {
+		if err == nil {
+			w.WriteString("," + strconv.Quote(name) + ":")
+			err = enc.Encode(v)
+		}
 	}
-	if err := zw.Close(); err != nil {
+	w.WriteString(`{"version":` + strconv.Itoa(s.Version))
+	field("fingerprint", s.Fingerprint)
+	w.WriteString(`,"users":[`)
+	for i, u := range s.Users {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		if err == nil {
+			err = enc.Encode(u)
+		}
+	}
+	w.WriteString(`],"groups":{`)
+	for i, obj := range slices.Sorted(maps.Keys(s.Groups)) {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		if err == nil {
+			err = enc.Encode(obj)
+		}
+		w.WriteByte(':')
+		if err == nil {
+			err = enc.Encode(s.Groups[obj])
+		}
+	}
+	w.WriteString("}")
+	field("owned", s.Owned)
+	field("positions", s.Positions)
+	field("full_at", s.FullAt)
+	if s.FullNext != "" {
+		field("full_next", s.FullNext)
+	}
+	w.WriteString("}\n")
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -164,6 +215,19 @@ func (s *targetState) sameUsers(obj string, g memberGroup) bool {
 	}
 	for i, u := range stored {
 		if s.Users[u] != g.User(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// holds reports whether s stores exactly groups, each with its users.
+func (s *targetState) holds(groups map[string]memberGroup) bool {
+	if len(s.Groups) != len(groups) {
+		return false
+	}
+	for obj, g := range groups {
+		if _, ok := s.Groups[obj]; !ok || !s.sameUsers(obj, g) {
 			return false
 		}
 	}

@@ -24,6 +24,7 @@ func main() {
 	if path := os.Getenv("GROUPSYNC_HEAPPROFILE"); path != "" {
 		go watchHeapPeak(path)
 	}
+	setGCPercentDefault()
 	setMemoryLimitFromCgroup(cgroupMemoryFiles)
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()

@@ -40,3 +40,16 @@ func TestMemoryLimitFromCgroup(t *testing.T) {
 }
 
 func share(limit int64) int64 { return int64(float64(limit) * memoryLimitShare) }
+
+func TestGCPercentDefault(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	if got := setGCPercentDefault(); got != defaultGCPercent || debug.SetGCPercent(100) != defaultGCPercent {
+		t.Fatalf("without GOGC: %d, want %d", got, defaultGCPercent)
+	}
+	t.Setenv("GOGC", "200")
+	debug.SetGCPercent(200) // what the runtime read from GOGC at start
+	if got := setGCPercentDefault(); got != 200 || debug.SetGCPercent(100) != 200 {
+		t.Fatalf("with GOGC=200: %d, want the operator's 200", got)
+	}
+}

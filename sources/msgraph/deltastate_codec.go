@@ -51,10 +51,13 @@ const (
 	stateVersion = 1
 )
 
-type sectionWriter struct{ bytes.Buffer }
+type sectionWriter struct {
+	bytes.Buffer
+	scratch [binary.MaxVarintLen64]byte // a varint is built here, not in a new slice each
+}
 
-func (w *sectionWriter) uvarint(v uint64) { w.Buffer.Write(binary.AppendUvarint(nil, v)) }
-func (w *sectionWriter) varint(v int64)   { w.Buffer.Write(binary.AppendVarint(nil, v)) }
+func (w *sectionWriter) uvarint(v uint64) { w.Buffer.Write(binary.AppendUvarint(w.scratch[:0], v)) }
+func (w *sectionWriter) varint(v int64)   { w.Buffer.Write(binary.AppendVarint(w.scratch[:0], v)) }
 func (w *sectionWriter) str(s string)     { w.uvarint(uint64(len(s))); w.Buffer.WriteString(s) }
 
 // guidBytes parses a lower-case GUID, as Entra ids are written.
@@ -234,7 +237,10 @@ func (st *deltaState) encode() ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString(stateMagic)
 	out.WriteByte(stateVersion)
-	zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	// The default level: at a 100k-user tenant the best one made the state
+	// 0.9% smaller and took 2.6 times as long (2.0 s against 0.78 s, a
+	// no-change run's largest cost).
+	zw, _ := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
 	for i := range sec {
 		if _, err := zw.Write(binary.AppendUvarint(nil, uint64(sec[i].Len()))); err != nil {
 			return nil, err

@@ -166,10 +166,16 @@ func New(cfg config.MSGraph, opts ...Option) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msgraph: authentication provider: %w", err)
 	}
-	// Graph's middlewares minus kiota's retry handler: retryTransport retries.
+	// Graph's middlewares minus kiota's retry handler (retryTransport
+	// retries) and its compression handler: that gzips every request body
+	// with a new compressor of about a megabyte, for bodies of a few hundred
+	// bytes (a $batch of GETs): at a large tenant, half a gigabyte of
+	// garbage a full read.
 	var mws []khttp.Middleware
 	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(&msgraphcore.GraphClientOptions{}) {
-		if _, isRetry := m.(*khttp.RetryHandler); !isRetry {
+		switch m.(type) {
+		case *khttp.RetryHandler, *khttp.CompressionHandler:
+		default:
 			mws = append(mws, m)
 		}
 	}
