@@ -121,11 +121,11 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		}
 		groups[g.ID] = g
 	}
-	users, userIDs, err := m.mapUsers(s.Users, d)
+	users, isUser, err := m.mapUsers(s.Users, d)
 	if err != nil {
 		return nil, err
 	}
-	objects := m.mapGroups(s.Groups, userIDs, d)
+	objects := m.mapGroups(s.Groups, isUser, d)
 	if m.cfg.User.HoldWithoutGroups {
 		d.GrouplessUsers = grouplessUsers(s, users)
 	}
@@ -144,7 +144,7 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		usersets[id] = obj + "#" + m.cfg.Relation
 	}
 	var buf []string
-	b := memberBuilder{relation: m.cfg.Relation}
+	b := memberBuilder{relation: m.cfg.Relation, users: len(users) + len(usersets)}
 	for _, mg := range d.Groups {
 		buf = m.members(groups[mg.ID], groups, usersets, users, buf[:0])
 		slices.Sort(buf)
@@ -216,24 +216,29 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string
 }
 
 // mapUsers keys every usable user and records the rest as skipped. It
-// returns the keys by user id and the set of every user id.
-func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, map[string]bool, error) {
+// returns the keys by user id and whether an id is a user's.
+func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, func(id string) bool, error) {
 	keys := make(map[string]string, len(us))
 	// firstID and shared find users that map to one key; only collisions
 	// get a list (a hundred thousand one-element lists were a tenth of a
-	// large run's heap).
-	firstID := make(map[string]string, len(us))
+	// large run's heap). Keys that are the ids themselves cannot collide:
+	// then firstID is not needed.
+	var firstID map[string]string
+	if m.cfg.User.Key != "id" || m.cfg.User.Lowercase {
+		firstID = make(map[string]string, len(us))
+	}
 	shared := map[string][]string{}
-	seen := make(map[string]bool, len(us))
+	// Every user id is in keys or in notKeyed (skipped, or held below).
+	notKeyed := map[string]bool{}
 	for _, u := range us {
 		if u.ID == "" {
 			return nil, nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
 		}
-		if seen[u.ID] {
+		if _, keyed := keys[u.ID]; keyed || notKeyed[u.ID] {
 			return nil, nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
 		}
-		seen[u.ID] = true
 		skip := func(reason, detail string) {
+			notKeyed[u.ID] = true
 			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: u.ID, Name: u.UPN, Reason: reason, Detail: detail})
 		}
 		switch {
@@ -262,12 +267,14 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, map[string]
 			continue
 		}
 		keys[u.ID] = user
-		if first, taken := firstID[user]; !taken {
-			firstID[user] = u.ID
-		} else if shared[user] == nil {
-			shared[user] = []string{first, u.ID}
-		} else {
-			shared[user] = append(shared[user], u.ID)
+		if firstID != nil {
+			if first, taken := firstID[user]; !taken {
+				firstID[user] = u.ID
+			} else if shared[user] == nil {
+				shared[user] = []string{first, u.ID}
+			} else {
+				shared[user] = append(shared[user], u.ID)
+			}
 		}
 		// A reviewer reads "alice@contoso.example" where the tuple says
 		// "user:1dd0d2c2-...": remember a readable name for opaque keys.
@@ -282,11 +289,16 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, map[string]
 		d.HeldUsers[user] = true
 		for _, id := range ids {
 			delete(keys, id)
+			notKeyed[id] = true
 			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: id, Reason: ReasonDuplicateUser,
 				Detail: fmt.Sprintf("users %s all map to %s; existing tuples of %s are kept until the key is unique (choose a unique mapping.user.key)", strings.Join(sorted(ids), ", "), user, user)})
 		}
 	}
-	return keys, seen, nil
+	isUser := func(id string) bool {
+		_, keyed := keys[id]
+		return keyed || notKeyed[id]
+	}
+	return keys, isUser, nil
 }
 
 func (m *Mapper) userKey(u User) (key, attr string) {
@@ -306,7 +318,7 @@ func (m *Mapper) userKey(u User) (key, attr string) {
 }
 
 // mapGroups filters groups and gives each managed one its OpenFGA object.
-func (m *Mapper) mapGroups(gs []Group, userIDs map[string]bool, d *Desired) map[string]string {
+func (m *Mapper) mapGroups(gs []Group, isUser func(id string) bool, d *Desired) map[string]string {
 	objects := make(map[string]string, len(gs))
 	byObject := map[string][]*Group{}
 	ids := make(map[string]bool, len(gs))
@@ -318,7 +330,7 @@ func (m *Mapper) mapGroups(gs []Group, userIDs map[string]bool, d *Desired) map[
 		skip := func(reason, detail string) {
 			d.Skipped = append(d.Skipped, Skip{Kind: "group", ID: g.ID, Name: g.Name, Reason: reason, Detail: detail})
 		}
-		noteBadMembers(g, ids, userIDs, d)
+		noteBadMembers(g, ids, isUser, d)
 		if g.NotSynced != "" {
 			skip(ReasonSourceFiltered, g.NotSynced)
 			continue
@@ -396,9 +408,9 @@ func (m *Mapper) groupKey(g *Group) (key, why string) {
 
 // noteBadMembers reports members that the snapshot does not contain and
 // direct self-membership, once per group.
-func noteBadMembers(g *Group, groupIDs, userIDs map[string]bool, d *Desired) {
+func noteBadMembers(g *Group, groupIDs map[string]bool, isUser func(id string) bool, d *Desired) {
 	for _, id := range g.Users {
-		if !userIDs[id] {
+		if !isUser(id) {
 			d.Skipped = append(d.Skipped, Skip{Kind: "member", ID: g.ID, Name: g.Name, Reason: ReasonUnknownMember,
 				Detail: fmt.Sprintf("user %q is not in the snapshot; ignored", id)})
 		}

@@ -51,6 +51,9 @@ type memberBuilder struct {
 	relation string
 	m        Memberships
 	index    map[string]int32
+	// users is how many distinct users to expect, so that the index is
+	// made once at its size instead of growing through copies.
+	users int
 }
 
 // add appends object's users, which are sorted and unique; objects come in
@@ -60,7 +63,7 @@ func (b *memberBuilder) add(object string, users []string) {
 		return
 	}
 	if b.index == nil {
-		b.index = map[string]int32{}
+		b.index = make(map[string]int32, b.users)
 	}
 	for _, u := range users {
 		i, ok := b.index[u]
