@@ -58,3 +58,15 @@ type CheckResult struct {
 	Warning string // passed, but something will not work as configured
 	Note    string // detail on a pass
 }
+
+// GroupReader is a sink that can hand over each object's tuples as its
+// read completes (a Read of scope.Objects, object by object), so that the
+// engine keeps them compactly instead of as one slice of every tuple: at
+// a million tuples, 48 bytes each became the biggest thing a full run held.
+type GroupReader interface {
+	// ReadGroups reads every tuple inside scope, for each of scope.Objects
+	// (which is not nil), and calls each with one object's tuples; calls
+	// may come from several goroutines at once. An error means the read is
+	// incomplete, as for Read.
+	ReadGroups(ctx context.Context, scope Scope, each func(object string, tuples []Tuple)) error
+}

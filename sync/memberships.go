@@ -2,8 +2,10 @@ package sync
 
 import (
 	"iter"
+	"maps"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Memberships is the mapping's membership tuples, all of one relation,
@@ -197,3 +199,60 @@ type tupleSlice []Tuple
 
 func (s tupleSlice) Len() int       { return len(s) }
 func (s tupleSlice) At(i int) Tuple { return s[i] }
+
+// existingOf holds tuples read from the target compactly: m (read group
+// by group) with ts added. Tuples outside scope are dropped (the diff
+// ignores them anyway); ts need not be sorted and may repeat.
+func existingOf(scope Scope, m Memberships, ts []Tuple) Memberships {
+	if len(ts) == 0 {
+		return m
+	}
+	byObject := map[string][]string{}
+	for t := range m.All() {
+		byObject[t.Object] = append(byObject[t.Object], t.User)
+	}
+	for _, t := range ts {
+		if scope.Contains(t) {
+			byObject[t.Object] = append(byObject[t.Object], t.User)
+		}
+	}
+	return membershipsOfGroups(scope.Relation, byObject)
+}
+
+// membershipsOfGroups holds each object's users (in any order, repeats
+// allowed) as Memberships of relation.
+func membershipsOfGroups(relation string, byObject map[string][]string) Memberships {
+	b := memberBuilder{relation: relation}
+	for _, obj := range slices.Sorted(maps.Keys(byObject)) {
+		users := byObject[obj]
+		slices.Sort(users)
+		b.add(obj, slices.Compact(users))
+	}
+	return b.done()
+}
+
+// groupCollector gathers the groups a GroupReader hands over.
+type groupCollector struct {
+	scope    Scope
+	mu       sync.Mutex
+	byObject map[string][]string
+}
+
+func (c *groupCollector) add(object string, ts []Tuple) {
+	users := make([]string, 0, len(ts))
+	for _, t := range ts {
+		if c.scope.Contains(t) && t.Object == object {
+			users = append(users, t.User)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byObject == nil {
+		c.byObject = map[string][]string{}
+	}
+	c.byObject[object] = append(c.byObject[object], users...)
+}
+
+func (c *groupCollector) done() Memberships {
+	return membershipsOfGroups(c.scope.Relation, c.byObject)
+}

@@ -68,3 +68,30 @@ func TestMembershipsOfRefusesMixedRelations(t *testing.T) {
 	}()
 	MembershipsOf([]Tuple{{User: "user:a", Relation: "member", Object: "group:a"}, {User: "user:a", Relation: "owner", Object: "group:b"}})
 }
+
+// Tuples read from the target are held compactly whatever their order,
+// repeats and strays: what the diff sees is the sorted, unique tuples
+// inside scope.
+func TestExistingOf(t *testing.T) {
+	scope := Scope{ObjectType: "group", Relation: "member", UserTypes: []string{"user", "group#member"}}
+	read := MembershipsOf([]Tuple{{User: "user:b", Relation: "member", Object: "group:x"}})
+	got := existingOf(scope, read, []Tuple{
+		{User: "user:a", Relation: "member", Object: "group:x"},
+		{User: "user:b", Relation: "member", Object: "group:x"}, // also read
+		{User: "group:x#member", Relation: "member", Object: "group:a"},
+		{User: "user:a", Relation: "owner", Object: "group:a"},   // another relation
+		{User: "user:a", Relation: "member", Object: "folder:a"}, // another type
+		{User: "user:a", Relation: "member", Object: "group:x"},  // repeated
+	})
+	want := []Tuple{
+		{User: "group:x#member", Relation: "member", Object: "group:a"},
+		{User: "user:a", Relation: "member", Object: "group:x"},
+		{User: "user:b", Relation: "member", Object: "group:x"},
+	}
+	if !slices.Equal(got.Tuples(), want) {
+		t.Fatalf("existingOf = %v, want %v", got.Tuples(), want)
+	}
+	if same := existingOf(scope, read, nil); !slices.Equal(same.Tuples(), read.Tuples()) {
+		t.Fatal("nothing added changed the tuples read")
+	}
+}

@@ -25,11 +25,12 @@ type scoper interface {
 // earlyRead is what a scoper reads from the target before the source is
 // read.
 type earlyRead struct {
-	owned  []string // owned mode: the objects the registry records
-	read   []string // owned mode: the groups whose tuples were read
-	tuples []Tuple
-	scoper scoper // the scoper that read it, to narrow with
-	err    error
+	owned []string // owned mode: the objects the registry records
+	read  []string // owned mode: the groups whose tuples were read
+	// existing are the tuples read, held compactly.
+	existing Memberships
+	scoper   scoper // the scoper that read it, to narrow with
+	err      error
 }
 
 // managedScope is what a run may change: the scope to diff in, the
@@ -37,7 +38,7 @@ type earlyRead struct {
 // managing.
 type managedScope struct {
 	scope    Scope
-	existing []Tuple
+	existing Memberships
 	claims   []string
 	releases []string
 	// grantedBy (target-driven mode) names, for each group kept only
@@ -76,7 +77,7 @@ func (a authoritativeScoper) readBefore(ctx context.Context, scope Scope) earlyR
 }
 
 func (authoritativeScoper) narrow(_ context.Context, scope Scope, _ *Desired, early earlyRead) (managedScope, error) {
-	return managedScope{scope: scope, existing: early.tuples}, nil
+	return managedScope{scope: scope, existing: early.existing}, nil
 }
 
 // ownedScoper manages the groups the registry records as this instance's:
@@ -132,30 +133,30 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 	if err != nil {
 		return managedScope{}, err
 	}
-	existing := early.tuples
+	var more []Tuple // tuples besides the early read: few, held as they are until the end
 	var known map[string]bool
 	if o.inc.incremental() {
-		more, k, err := o.readChanged(ctx, scope, d, groups, early.read)
+		changed, k, err := o.readChanged(ctx, scope, d, groups, early.read)
 		if err != nil {
 			return managedScope{}, err
 		}
-		existing, known = append(existing, more...), k
+		more, known = changed, k
 	} else if o.inc != nil {
 		o.inc.read.GroupsRead = len(groups)
 	}
 	// Groups about to be claimed may already hold tuples (written by hand
 	// before groupsync managed them): read those too, unless no tuple of
 	// the type was ever written (a first sync into an empty store).
-	if len(claims) > 0 && !o.neverWritten(ctx, scope.ObjectType, len(early.tuples) > 0) {
+	if len(claims) > 0 && !o.neverWritten(ctx, scope.ObjectType, early.existing.Len() > 0) {
 		s := scope
 		s.Objects = claims
-		more, err := o.sink.Read(ctx, s)
+		claimed, err := o.sink.Read(ctx, s)
 		if err != nil {
 			return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
 		}
-		existing = append(existing, more...)
+		more = append(more, claimed...)
 	}
-	return managedScope{scope: scope, existing: existing, claims: claims, releases: releases, known: known}, nil
+	return managedScope{scope: scope, existing: existingOf(scope, early.existing, more), claims: claims, releases: releases, known: known}, nil
 }
 
 // readChanged (incremental runs) settles the owned groups not read before
@@ -278,12 +279,14 @@ func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired,
 	// rest are asked about other tuples, then about grants naming them.
 	read := scope
 	read.Objects = objects
-	existing, err := t.sink.Read(ctx, read)
+	tuples, err := t.sink.Read(ctx, read)
 	if err != nil {
 		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
 	}
+	existing := existingOf(scope, Memberships{}, tuples)
+	tuples = nil
 	inUse := map[string]bool{}
-	for _, tu := range existing {
+	for tu := range existing.All() {
 		inUse[tu.Object] = true
 	}
 	var rest []string
@@ -330,13 +333,21 @@ func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired,
 	return managedScope{scope: scope, existing: existing, grantedBy: granted}, nil
 }
 
-// readScope reads every tuple inside scope.
+// readScope reads every tuple inside scope, group by group when the sink
+// can hand them over so.
 func readScope(ctx context.Context, sink Sink, scope Scope) earlyRead {
+	if gr, ok := sink.(GroupReader); ok && scope.Objects != nil {
+		c := &groupCollector{scope: scope}
+		if err := gr.ReadGroups(ctx, scope, c.add); err != nil {
+			return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
+		}
+		return earlyRead{owned: scope.Objects, existing: c.done()}
+	}
 	tuples, err := sink.Read(ctx, scope)
 	if err != nil {
 		return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
 	}
-	return earlyRead{owned: scope.Objects, tuples: tuples}
+	return earlyRead{owned: scope.Objects, existing: existingOf(scope, Memberships{}, tuples)}
 }
 
 // setOf returns the set of s's elements.

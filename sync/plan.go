@@ -57,34 +57,42 @@ type Withheld struct {
 // of a million tuples needs no set of tuples. Diff filters and sorts
 // existing in place: the caller hands it over.
 func Diff(d *Desired, existing []Tuple, scope Scope) *Plan {
-	return diffKnown(d, existing, scope, nil)
+	return diffList(&d.Members, d, sortedHave(existing, scope), scope, nil)
 }
 
 // diffGrants is Diff for one grant set's tuples; held says which objects
 // and users the source is ambiguous about.
 func diffGrants(want []Tuple, held *Desired, existing []Tuple, scope Scope) *Plan {
-	return diffList(tupleSlice(want), &Desired{HeldObjects: held.HeldObjects, HeldUsers: held.HeldUsers}, existing, scope, nil)
+	return diffList(tupleSlice(want), &Desired{HeldObjects: held.HeldObjects, HeldUsers: held.HeldUsers}, sortedHave(existing, scope), scope, nil)
 }
 
-// diffKnown is Diff where the objects in known were not read: their
-// tuples are known to be the desired ones (incremental runs), so they
-// count as existing and change nothing.
-func diffKnown(d *Desired, existing []Tuple, scope Scope, known map[string]bool) *Plan {
-	return diffList(&d.Members, d, existing, scope, known)
-}
-
-// diffList is the diff of the sorted tuples want; d says which tuples are
-// held (heldReason) and becomes the plan's Desired.
-func diffList(want tupleList, d *Desired, existing []Tuple, scope Scope, known map[string]bool) *Plan {
-	p := &Plan{Scope: scope, Desired: d}
-	have := slices.DeleteFunc(existing, func(t Tuple) bool { return !scope.Contains(t) || known[t.Object] })
+// sortedHave keeps the tuples inside scope and sorts them, in place.
+func sortedHave(existing []Tuple, scope Scope) tupleSlice {
+	have := slices.DeleteFunc(existing, func(t Tuple) bool { return !scope.Contains(t) })
 	if !slices.IsSortedFunc(have, Tuple.Compare) {
 		SortTuples(have)
 	}
-	n := want.Len()
+	return have
+}
+
+// diffKnown is Diff of tuples read (held compactly) where the objects in
+// known were not read: their tuples are known to be the desired ones
+// (incremental runs), so they count as existing and change nothing.
+func diffKnown(d *Desired, existing *Memberships, scope Scope, known map[string]bool) *Plan {
+	return diffList(&d.Members, d, existing, scope, known)
+}
+
+// diffList is the diff of the sorted tuples want against the sorted
+// tuples have; d says which tuples are held (heldReason) and becomes the
+// plan's Desired. Tuples of have outside scope, or of known objects, are
+// passed over.
+func diffList(want tupleList, d *Desired, have tupleList, scope Scope, known map[string]bool) *Plan {
+	p := &Plan{Scope: scope, Desired: d}
+	n, m := want.Len(), have.Len()
 	i, j := 0, 0
-	for i < n || j < len(have) {
-		var w Tuple
+	var prev Tuple
+	for i < n || j < m {
+		var w, h Tuple
 		if i < n {
 			if w = want.At(i); known[w.Object] {
 				p.Existing++
@@ -92,18 +100,21 @@ func diffList(want tupleList, d *Desired, existing []Tuple, scope Scope, known m
 				continue
 			}
 		}
-		if j > 0 && j < len(have) && have[j] == have[j-1] {
-			j++ // a sink repeated a tuple: count it once
-			continue
+		if j < m {
+			h = have.At(j)
+			if !scope.Contains(h) || known[h.Object] || j > 0 && h == prev {
+				j++ // outside, known, or a tuple a sink repeated: counted once
+				continue
+			}
 		}
 		c := 0
 		switch {
 		case i == n:
 			c = 1
-		case j == len(have):
+		case j == m:
 			c = -1
 		default:
-			c = w.Compare(have[j])
+			c = w.Compare(h)
 		}
 		switch {
 		case c < 0:
@@ -111,15 +122,16 @@ func diffList(want tupleList, d *Desired, existing []Tuple, scope Scope, known m
 			i++
 		case c > 0:
 			p.Existing++
-			t := have[j]
+			prev = h
 			j++
-			if reason := heldReason(d, t); reason != "" {
-				p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: t, Reason: reason})
+			if reason := heldReason(d, h); reason != "" {
+				p.Withheld = append(p.Withheld, Withheld{Op: "delete", Tuple: h, Reason: reason})
 			} else {
-				p.Deletes = append(p.Deletes, t)
+				p.Deletes = append(p.Deletes, h)
 			}
 		default:
 			p.Existing++
+			prev = h
 			i++
 			j++
 		}

@@ -65,9 +65,9 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("sink read", zap.Int("tuples", len(managed.existing)), zap.Duration("took", time.Since(start)))
+	log.Debug("sink read", zap.Int("tuples", managed.existing.Len()), zap.Duration("took", time.Since(start)))
 
-	p := diffKnown(desired, managed.existing, managed.scope, managed.known)
+	p := diffKnown(desired, &managed.existing, managed.scope, managed.known)
 	p.target = tr
 	p.Claims, p.Releases = managed.claims, withoutHeld(managed.releases, desired)
 	p.GrantedBy = managed.grantedBy

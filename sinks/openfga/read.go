@@ -37,11 +37,39 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 	objects := slices.Clone(scope.Objects)
 	slices.Sort(objects)
 	objects = slices.Compact(objects)
+	results := make([][]gsync.Tuple, len(objects))
+	if err := s.readObjects(ctx, scope, objects, func(i int, ts []gsync.Tuple) { results[i] = ts }); err != nil {
+		return nil, err
+	}
+	var out []gsync.Tuple
+	for _, ts := range results {
+		out = append(out, ts...)
+	}
+	gsync.SortTuples(out)
+	return out, nil
+}
 
+// ReadGroups reads as Read does for scope.Objects, and hands over each
+// object's tuples as soon as they are read (gsync.GroupReader).
+func (s *Sink) ReadGroups(ctx context.Context, scope gsync.Scope, each func(object string, tuples []gsync.Tuple)) error {
+	if err := checkScope(scope); err != nil {
+		return err
+	}
+	if scope.Objects == nil {
+		return fmt.Errorf("openfga ReadGroups: no objects given")
+	}
+	objects := slices.Clone(scope.Objects)
+	slices.Sort(objects)
+	objects = slices.Compact(objects)
+	return s.readObjects(ctx, scope, objects, func(i int, ts []gsync.Tuple) { each(objects[i], ts) })
+}
+
+// readObjects reads each object's tuples inside scope, several objects in
+// flight, and calls got with the object's index and its tuples.
+func (s *Sink) readObjects(ctx context.Context, scope gsync.Scope, objects []string, got func(i int, ts []gsync.Tuple)) error {
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	results := make([][]gsync.Tuple, len(objects))
 	in := &interner{}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -58,23 +86,15 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 					cancel(fmt.Errorf("read the %q tuples of %s: %w", scope.Relation, objects[i], err))
 					return
 				}
-				results[i] = ts
+				got(i, ts)
 			}
 		})
 	}
 	wg.Wait()
 	if err := parent.Err(); err != nil {
-		return nil, fmt.Errorf("openfga Read (store %s at %s): %w", s.storeID, s.target, err)
+		return fmt.Errorf("openfga Read (store %s at %s): %w", s.storeID, s.target, err)
 	}
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	var out []gsync.Tuple
-	for _, ts := range results {
-		out = append(out, ts...)
-	}
-	gsync.SortTuples(out)
-	return out, nil
+	return context.Cause(ctx)
 }
 
 // readByUsers reads, for each of scope.Users, its tuples of scope.Relation
