@@ -137,57 +137,72 @@ func decodeTargetState(data []byte) (*targetState, error) {
 		s.Groups = map[string]userList{}
 	}
 	for obj, users := range s.Groups {
-		for _, u := range users {
-			if int(u) >= len(s.Users) {
-				return nil, fmt.Errorf("damaged: group %s names user %d of %d", obj, u, len(s.Users))
-			}
+		if err := users.check(len(s.Users)); err != nil {
+			return nil, fmt.Errorf("damaged: group %s: %w", obj, err)
 		}
 	}
 	return &s, nil
 }
 
 // userList is a group's users as ascending indexes into the user table,
-// kept as the base64 of their uvarint gaps: one or two bytes a tuple, and
-// quick to write and read, where JSON numbers take six and a parse each.
-type userList []uint32
+// kept as their uvarint gaps, as stored (the JSON is their base64): one or
+// two bytes a tuple where a []uint32 takes four, and read in one pass
+// when a group is compared or kept.
+type userList []byte
 
-func (l userList) MarshalJSON() ([]byte, error) {
-	buf := make([]byte, 0, len(l)*2)
+// newUserList encodes ascending indexes.
+func newUserList(ids []uint32) userList {
+	buf := make([]byte, 0, len(ids)+len(ids)/4)
 	prev := uint32(0)
-	for i, u := range l {
-		gap := u - prev
-		if i > 0 && u <= prev {
-			return nil, fmt.Errorf("user list not ascending at %d", i)
-		}
-		buf = binary.AppendUvarint(buf, uint64(gap))
+	for _, u := range ids {
+		buf = binary.AppendUvarint(buf, uint64(u-prev))
 		prev = u
 	}
-	return json.Marshal(buf)
+	return buf
 }
 
-func (l *userList) UnmarshalJSON(data []byte) error {
-	var buf []byte
-	if err := json.Unmarshal(data, &buf); err != nil {
-		return err
-	}
-	out := make(userList, 0, len(buf))
+// each calls f with each index in order until f returns false; it
+// reports false, with f not called again, for a damaged list (a gap of 0
+// past the first, a varint cut short, an index past 32 bits).
+func (l userList) each(f func(u uint32) bool) bool {
 	var prev uint64
-	for len(buf) > 0 {
+	for i, buf := 0, []byte(l); len(buf) > 0; i++ {
 		gap, n := binary.Uvarint(buf)
-		if n <= 0 {
-			return fmt.Errorf("damaged user list")
+		if n <= 0 || i > 0 && gap == 0 || prev+gap > math.MaxUint32 {
+			return false
 		}
 		buf = buf[n:]
-		if len(out) > 0 && gap == 0 {
-			return fmt.Errorf("user list not ascending")
-		}
 		prev += gap
-		if prev > math.MaxUint32 {
-			return fmt.Errorf("user index out of range")
+		if !f(uint32(prev)) {
+			return true
 		}
-		out = append(out, uint32(prev))
 	}
-	*l = out
+	return true
+}
+
+// ids returns the indexes (of a list known to be sound).
+func (l userList) ids() []uint32 {
+	var out []uint32
+	l.each(func(u uint32) bool { out = append(out, u); return true })
+	return out
+}
+
+// check reports how a list read from a state is damaged: not ascending,
+// cut short, or naming a user past the table's n.
+func (l userList) check(n int) error {
+	bad := -1
+	if !l.each(func(u uint32) bool {
+		if int(u) >= n {
+			bad = int(u)
+			return false
+		}
+		return true
+	}) {
+		return fmt.Errorf("damaged user list")
+	}
+	if bad >= 0 {
+		return fmt.Errorf("names user %d of %d", bad, n)
+	}
 	return nil
 }
 
@@ -209,16 +224,13 @@ func groupTuples(d *Desired, scope Scope) map[string]memberGroup {
 // sameUsers reports whether a group's stored users are the users of
 // its desired tuples (both in the users' string order).
 func (s *targetState) sameUsers(obj string, g memberGroup) bool {
-	stored := s.Groups[obj]
-	if len(stored) != g.Len() {
-		return false
-	}
-	for i, u := range stored {
-		if s.Users[u] != g.User(i) {
-			return false
-		}
-	}
-	return true
+	i, same := 0, true
+	s.Groups[obj].each(func(u uint32) bool {
+		same = i < g.Len() && s.Users[u] == g.User(i)
+		i++
+		return same
+	})
+	return same && i == g.Len()
 }
 
 // holds reports whether s stores exactly groups, each with its users.
@@ -236,11 +248,11 @@ func (s *targetState) holds(groups map[string]memberGroup) bool {
 
 // tuples returns a stored group's tuples with relation.
 func (s *targetState) tuples(obj, relation string) []Tuple {
-	stored := s.Groups[obj]
-	out := make([]Tuple, len(stored))
-	for i, u := range stored {
-		out[i] = Tuple{User: s.Users[u], Relation: relation, Object: obj}
-	}
+	var out []Tuple
+	s.Groups[obj].each(func(u uint32) bool {
+		out = append(out, Tuple{User: s.Users[u], Relation: relation, Object: obj})
+		return true
+	})
 	return out
 }
 
@@ -268,6 +280,6 @@ func (s *targetState) keepGroups(groups map[string]memberGroup) {
 		for i := range ids {
 			ids[i] = index[g.User(i)]
 		}
-		s.Groups[obj] = ids
+		s.Groups[obj] = newUserList(ids)
 	}
 }

@@ -42,7 +42,7 @@ func FuzzTargetStateDecode(f *testing.F) {
 			return
 		}
 		for obj, users := range s.Groups {
-			for _, u := range users {
+			for _, u := range users.ids() {
 				if int(u) >= len(s.Users) {
 					t.Fatalf("group %s names user %d of %d", obj, u, len(s.Users))
 				}
