@@ -31,28 +31,51 @@ type objectJSON struct {
 	IsAssignableToRole *bool    `json:"isAssignableToRole"`
 }
 
-// decodeMembers turns a members page into the SDK's collection model.
-// attrs are extra user properties to keep (as additional data).
-func decodeMembers(body json.RawMessage, attrs []string) (models.DirectoryObjectCollectionResponseable, error) {
+// membersPage is a members page as decoded: its objects, their raw JSON
+// when the mapping reads extra user properties, and the next page's link.
+type membersPage struct {
+	objects []objectJSON
+	raws    []json.RawMessage // parallel to objects, or nil
+	next    string
+}
+
+// decodeMembers decodes a members page. No SDK model is built here: a
+// user listed in many groups needs one only the first time it is seen
+// (memberReader.add), and a model with its backing store costs most of a
+// kilobyte.
+func decodeMembers(body json.RawMessage, attrs []string) (membersPage, error) {
+	if len(attrs) == 0 {
+		var page struct {
+			Value    []objectJSON `json:"value"`
+			NextLink *string      `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return membersPage{}, err
+		}
+		return membersPage{objects: page.Value, next: deref(page.NextLink)}, nil
+	}
 	var page struct {
 		Value    []json.RawMessage `json:"value"`
 		NextLink *string           `json:"@odata.nextLink"`
 	}
 	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, err
+		return membersPage{}, err
 	}
-	objs := make([]models.DirectoryObjectable, 0, len(page.Value))
-	for _, raw := range page.Value {
-		o, err := decodeObject(raw, "", attrs)
-		if err != nil {
-			return nil, err
+	out := membersPage{objects: make([]objectJSON, len(page.Value)), raws: page.Value, next: deref(page.NextLink)}
+	for i, raw := range page.Value {
+		if err := json.Unmarshal(raw, &out.objects[i]); err != nil {
+			return membersPage{}, err
 		}
-		objs = append(objs, o)
 	}
-	out := models.NewDirectoryObjectCollectionResponse()
-	out.SetValue(objs)
-	out.SetOdataNextLink(page.NextLink)
 	return out, nil
+}
+
+// raw is object i's JSON, or nil when extra properties are not read.
+func (p membersPage) raw(i int) json.RawMessage {
+	if p.raws == nil {
+		return nil
+	}
+	return p.raws[i]
 }
 
 // decodeObject turns one directory object into the SDK's model of its
@@ -65,9 +88,21 @@ func decodeObject(raw json.RawMessage, typ string, attrs []string) (models.Direc
 	if m.Type == "" {
 		m.Type = typ
 	}
+	return objectModel(m, raw, attrs)
+}
+
+// kind is an object's type without its namespace: "user", "group",
+// "device" ...
+func (m objectJSON) kind() string {
+	return strings.TrimPrefix(strings.TrimPrefix(m.Type, "#"), "microsoft.graph.")
+}
+
+// objectModel is the SDK's model of a decoded object; raw (when attrs are
+// read) gives a user's extra properties.
+func objectModel(m objectJSON, raw json.RawMessage, attrs []string) (models.DirectoryObjectable, error) {
 	id := m.ID
-	switch strings.TrimPrefix(m.Type, "#") {
-	case "microsoft.graph.user":
+	switch m.kind() {
+	case "user":
 		u := models.NewUser()
 		u.SetId(&id)
 		u.SetDisplayName(m.DisplayName)
@@ -75,7 +110,7 @@ func decodeObject(raw json.RawMessage, typ string, attrs []string) (models.Direc
 		u.SetMail(m.Mail)
 		u.SetAccountEnabled(m.AccountEnabled)
 		u.SetUserType(m.UserType)
-		if len(attrs) > 0 {
+		if len(attrs) > 0 && raw != nil {
 			var all map[string]any
 			if err := json.Unmarshal(raw, &all); err != nil {
 				return nil, err
@@ -89,7 +124,7 @@ func decodeObject(raw json.RawMessage, typ string, attrs []string) (models.Direc
 			u.SetAdditionalData(extra)
 		}
 		return u, nil
-	case "microsoft.graph.group":
+	case "group":
 		g := models.NewGroup()
 		g.SetId(&id)
 		g.SetDisplayName(m.DisplayName)

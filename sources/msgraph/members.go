@@ -103,7 +103,11 @@ func (r *memberReader) answer(j job, a batchAnswer) ([]job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
 		}
-		return r.add(j, page), nil
+		next, err := r.add(j, page)
+		if err != nil {
+			return nil, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
+		}
+		return next, nil
 	case http.StatusNotFound:
 		r.vanish(j.group)
 		return nil, nil
@@ -136,36 +140,43 @@ func (r *memberReader) selectFields() []string {
 
 // add records a page of members and returns the jobs it leads to: the
 // next page, and the first page of each subgroup not read yet.
-func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponseable) []job {
+func (r *memberReader) add(j job, page membersPage) ([]job, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.groups[j.group]
 	if g == nil {
-		return nil // vanished meanwhile
+		return nil, nil // vanished meanwhile
 	}
 	var next []job
-	for _, o := range page.GetValue() {
-		id := deref(o.GetId())
-		switch m := o.(type) {
-		case models.Userable:
-			// A user is listed in many groups: keep one copy of its id.
+	for i, m := range page.objects {
+		id := m.ID
+		switch kind := m.kind(); kind {
+		case "user":
+			// A user is listed in many groups: keep one copy of its id, and
+			// make its model (for its properties) the first time only.
 			if u, seen := r.users[id]; seen {
 				id = u.ID
 			} else {
-				u := r.user(m)
+				model, err := objectModel(m, page.raw(i), r.s.userAttrs)
+				if err != nil {
+					return nil, fmt.Errorf("user %s: %w", id, err)
+				}
+				u := r.user(model.(models.Userable))
 				r.users[id] = u
 				id = u.ID
 			}
 			g.Users = append(g.Users, id)
-		case models.Groupable:
+		case "group":
 			if sub := r.groups[id]; sub != nil {
 				id = sub.ID
 			}
 			g.Groups = append(g.Groups, id)
 			if r.groups[id] == nil {
-				l := r.subgroup(id, deref(m.GetDisplayName()))
+				model, _ := objectModel(m, nil, nil)
+				gm := model.(models.Groupable)
+				l := r.subgroup(id, deref(gm.GetDisplayName()))
 				if _, listed := r.known[id]; r.classifyNested && !listed {
-					l = r.s.classify(id, propsOf(m))
+					l = r.s.classify(id, propsOf(gm))
 				}
 				r.groups[id] = &gsync.Group{ID: id, Name: l.name, NotSynced: l.notSynced}
 			}
@@ -173,7 +184,6 @@ func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponsea
 				next = append(next, r.start(id))
 			}
 		default:
-			kind := strings.TrimPrefix(deref(o.GetOdataType()), "#microsoft.graph.")
 			if kind == "" {
 				kind = "directoryObject"
 			}
@@ -186,10 +196,10 @@ func (r *memberReader) add(j job, page models.DirectoryObjectCollectionResponsea
 			}
 		}
 	}
-	if link := page.GetOdataNextLink(); link != nil && *link != "" {
-		next = append(next, job{group: j.group, url: *link})
+	if page.next != "" {
+		next = append(next, job{group: j.group, url: page.next})
 	}
-	return next
+	return next, nil
 }
 
 // subgroup describes a nested group found while reading members.
