@@ -201,13 +201,16 @@ func (s tupleSlice) Len() int       { return len(s) }
 func (s tupleSlice) At(i int) Tuple { return s[i] }
 
 // existingOf holds tuples read from the target compactly: m (read group
-// by group) with ts added. Tuples outside scope are dropped (the diff
-// ignores them anyway); ts need not be sorted and may repeat.
-func existingOf(scope Scope, m Memberships, ts []Tuple) Memberships {
-	if len(ts) == 0 {
+// by group) with ts and the users of byObject (taken over) added. Tuples
+// outside scope are dropped (the diff ignores them anyway); ts need not
+// be sorted and may repeat.
+func existingOf(scope Scope, m Memberships, ts []Tuple, byObject map[string][]string) Memberships {
+	if len(ts) == 0 && len(byObject) == 0 {
 		return m
 	}
-	byObject := map[string][]string{}
+	if byObject == nil {
+		byObject = map[string][]string{}
+	}
 	for t := range m.All() {
 		byObject[t.Object] = append(byObject[t.Object], t.User)
 	}

@@ -82,16 +82,17 @@ func TestExistingOf(t *testing.T) {
 		{User: "user:a", Relation: "owner", Object: "group:a"},   // another relation
 		{User: "user:a", Relation: "member", Object: "folder:a"}, // another type
 		{User: "user:a", Relation: "member", Object: "group:x"},  // repeated
-	})
+	}, map[string][]string{"group:x": {"user:c", "user:a"}})
 	want := []Tuple{
 		{User: "group:x#member", Relation: "member", Object: "group:a"},
 		{User: "user:a", Relation: "member", Object: "group:x"},
 		{User: "user:b", Relation: "member", Object: "group:x"},
+		{User: "user:c", Relation: "member", Object: "group:x"},
 	}
 	if !slices.Equal(got.Tuples(), want) {
 		t.Fatalf("existingOf = %v, want %v", got.Tuples(), want)
 	}
-	if same := existingOf(scope, read, nil); !slices.Equal(same.Tuples(), read.Tuples()) {
+	if same := existingOf(scope, read, nil, nil); !slices.Equal(same.Tuples(), read.Tuples()) {
 		t.Fatal("nothing added changed the tuples read")
 	}
 }

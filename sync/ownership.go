@@ -133,14 +133,15 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 	if err != nil {
 		return managedScope{}, err
 	}
-	var more []Tuple // tuples besides the early read: few, held as they are until the end
+	var more []Tuple                  // tuples read besides the early read: few
+	var fromState map[string][]string // incremental: groups' users as the state knows them
 	var known map[string]bool
 	if o.inc.incremental() {
-		changed, k, err := o.readChanged(ctx, scope, d, groups, early.read)
+		read, stored, k, err := o.readChanged(ctx, scope, d, groups, early.read)
 		if err != nil {
 			return managedScope{}, err
 		}
-		more, known = changed, k
+		more, fromState, known = read, stored, k
 	} else if o.inc != nil {
 		o.inc.read.GroupsRead = len(groups)
 	}
@@ -156,7 +157,7 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 		}
 		more = append(more, claimed...)
 	}
-	return managedScope{scope: scope, existing: existingOf(scope, early.existing, more), claims: claims, releases: releases, known: known}, nil
+	return managedScope{scope: scope, existing: existingOf(scope, early.existing, more, fromState), claims: claims, releases: releases, known: known}, nil
 }
 
 // readChanged (incremental runs) settles the owned groups not read before
@@ -164,13 +165,15 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 // read, nothing to change); one whose desired tuples changed, or that is
 // no longer desired, has the state's tuples in OpenFGA, since nobody else
 // changed it (readBefore read those someone did, and those the state does
-// not know): they are returned as existing, unread.
-func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, owned, early []string) ([]Tuple, map[string]bool, error) {
+// not know): they are returned as existing, unread, each group's users as
+// the state has them.
+func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, owned, early []string) ([]Tuple, map[string][]string, map[string]bool, error) {
 	desired := groupTuples(d, scope)
 	o.inc.desired = desired
 	read := setOf(early)
 	known := map[string]bool{}
-	var existing, unread []Tuple
+	var existing []Tuple
+	unread := map[string][]string{}
 	var missing []string
 	fromState := 0
 	for _, obj := range owned {
@@ -182,7 +185,7 @@ func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, o
 		case isDesired && o.inc.prev.sameUsers(obj, ts):
 			known[obj] = true
 		default:
-			unread = append(unread, o.inc.prev.tuples(obj, scope.Relation)...)
+			unread[obj] = o.inc.prev.users(obj)
 			fromState++
 		}
 	}
@@ -192,11 +195,11 @@ func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, o
 		s.Objects = missing
 		more, err := o.sink.Read(ctx, s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read OpenFGA: %w", err)
+			return nil, nil, nil, fmt.Errorf("read OpenFGA: %w", err)
 		}
 		existing = more
 	}
-	return append(existing, unread...), known, nil
+	return existing, unread, known, nil
 }
 
 // neverWritten reports whether the sink is certain that no tuple of
@@ -283,7 +286,7 @@ func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired,
 	if err != nil {
 		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
 	}
-	existing := existingOf(scope, Memberships{}, tuples)
+	existing := existingOf(scope, Memberships{}, tuples, nil)
 	tuples = nil
 	inUse := map[string]bool{}
 	for tu := range existing.All() {
@@ -347,7 +350,7 @@ func readScope(ctx context.Context, sink Sink, scope Scope) earlyRead {
 	if err != nil {
 		return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
 	}
-	return earlyRead{owned: scope.Objects, existing: existingOf(scope, Memberships{}, tuples)}
+	return earlyRead{owned: scope.Objects, existing: existingOf(scope, Memberships{}, tuples, nil)}
 }
 
 // setOf returns the set of s's elements.

@@ -246,11 +246,11 @@ func (s *targetState) holds(groups map[string]memberGroup) bool {
 	return true
 }
 
-// tuples returns a stored group's tuples with relation.
-func (s *targetState) tuples(obj, relation string) []Tuple {
-	var out []Tuple
+// users returns a stored group's users.
+func (s *targetState) users(obj string) []string {
+	var out []string
 	s.Groups[obj].each(func(u uint32) bool {
-		out = append(out, Tuple{User: s.Users[u], Relation: relation, Object: obj})
+		out = append(out, s.Users[u])
 		return true
 	})
 	return out
