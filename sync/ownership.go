@@ -282,12 +282,11 @@ func (t targetDrivenScoper) narrow(ctx context.Context, scope Scope, d *Desired,
 	// rest are asked about other tuples, then about grants naming them.
 	read := scope
 	read.Objects = objects
-	tuples, err := t.sink.Read(ctx, read)
-	if err != nil {
-		return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+	r := readScope(ctx, t.sink, read)
+	if r.err != nil {
+		return managedScope{}, r.err
 	}
-	existing := existingOf(scope, Memberships{}, tuples, nil)
-	tuples = nil
+	existing := r.existing
 	inUse := map[string]bool{}
 	for tu := range existing.All() {
 		inUse[tu.Object] = true
