@@ -28,24 +28,17 @@ type Memberships struct {
 // sorted and repeats dropped. It panics on tuples of several relations,
 // which only a programming error can produce.
 func MembershipsOf(ts []Tuple) Memberships {
-	ts = slices.Clone(ts)
-	SortTuples(ts)
-	ts = slices.Compact(ts)
-	var b memberBuilder
-	for i := 0; i < len(ts); {
-		if ts[i].Relation != ts[0].Relation {
+	byObject := map[string][]string{}
+	for _, t := range ts {
+		if t.Relation != ts[0].Relation {
 			panic("sync.MembershipsOf: tuples of more than one relation")
 		}
-		j := i
-		var users []string
-		for ; j < len(ts) && ts[j].Object == ts[i].Object; j++ {
-			users = append(users, ts[j].User)
-		}
-		b.relation = ts[0].Relation
-		b.add(ts[i].Object, users)
-		i = j
+		byObject[t.Object] = append(byObject[t.Object], t.User)
 	}
-	return b.done()
+	if len(ts) == 0 {
+		return Memberships{}
+	}
+	return membershipsOfGroups(ts[0].Relation, byObject)
 }
 
 // memberBuilder builds Memberships group by group, in object order.
@@ -161,31 +154,16 @@ type memberGroup struct {
 
 func (g memberGroup) Len() int          { return len(g.users) }
 func (g memberGroup) User(i int) string { return g.names[g.users[i]] }
-func (g memberGroup) tuple(i int) Tuple {
-	return Tuple{User: g.User(i), Relation: g.relation, Object: g.object}
-}
-func (g memberGroup) inScope(s Scope) bool {
-	for i := range g.users {
-		if !s.Contains(g.tuple(i)) {
-			return false
-		}
-	}
-	return true
-}
 
 // within returns the group with only its tuples inside scope.
 func (g memberGroup) within(s Scope) memberGroup {
-	if g.inScope(s) {
-		return g
+	outside := func(u int32) bool {
+		return !s.Contains(Tuple{User: g.names[u], Relation: g.relation, Object: g.object})
 	}
-	out := g
-	out.users = nil
-	for i, u := range g.users {
-		if s.Contains(g.tuple(i)) {
-			out.users = append(out.users, u)
-		}
+	if slices.ContainsFunc(g.users, outside) {
+		g.users = slices.DeleteFunc(slices.Clone(g.users), outside)
 	}
-	return out
+	return g
 }
 
 // tupleList is a sorted list of tuples the diff walks: Memberships, or a
@@ -200,19 +178,25 @@ type tupleSlice []Tuple
 func (s tupleSlice) Len() int       { return len(s) }
 func (s tupleSlice) At(i int) Tuple { return s[i] }
 
-// existingOf holds tuples read from the target compactly: m (read group
-// by group) with ts and the users of byObject (taken over) added. Tuples
-// outside scope are dropped (the diff ignores them anyway); ts need not
-// be sorted and may repeat.
-func existingOf(scope Scope, m Memberships, ts []Tuple, byObject map[string][]string) Memberships {
-	if len(ts) == 0 && len(byObject) == 0 {
-		return m
+// existingOf holds tuples read from the target compactly: the reads
+// (each read group by group) with ts and the users of byObject (taken
+// over) added. Tuples outside scope are dropped (the diff ignores them
+// anyway); ts need not be sorted and may repeat.
+func existingOf(scope Scope, ts []Tuple, byObject map[string][]string, reads ...Memberships) Memberships {
+	reads = slices.DeleteFunc(reads, func(m Memberships) bool { return m.Len() == 0 })
+	if len(ts) == 0 && len(byObject) == 0 && len(reads) <= 1 {
+		if len(reads) == 0 {
+			return Memberships{}
+		}
+		return reads[0]
 	}
 	if byObject == nil {
 		byObject = map[string][]string{}
 	}
-	for t := range m.All() {
-		byObject[t.Object] = append(byObject[t.Object], t.User)
+	for _, m := range reads {
+		for t := range m.All() {
+			byObject[t.Object] = append(byObject[t.Object], t.User)
+		}
 	}
 	for _, t := range ts {
 		if scope.Contains(t) {

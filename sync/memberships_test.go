@@ -75,14 +75,14 @@ func TestMembershipsOfRefusesMixedRelations(t *testing.T) {
 func TestExistingOf(t *testing.T) {
 	scope := Scope{ObjectType: "group", Relation: "member", UserTypes: []string{"user", "group#member"}}
 	read := MembershipsOf([]Tuple{{User: "user:b", Relation: "member", Object: "group:x"}})
-	got := existingOf(scope, read, []Tuple{
+	got := existingOf(scope, []Tuple{
 		{User: "user:a", Relation: "member", Object: "group:x"},
 		{User: "user:b", Relation: "member", Object: "group:x"}, // also read
 		{User: "group:x#member", Relation: "member", Object: "group:a"},
 		{User: "user:a", Relation: "owner", Object: "group:a"},   // another relation
 		{User: "user:a", Relation: "member", Object: "folder:a"}, // another type
 		{User: "user:a", Relation: "member", Object: "group:x"},  // repeated
-	}, map[string][]string{"group:x": {"user:c", "user:a"}})
+	}, map[string][]string{"group:x": {"user:c", "user:a"}}, read)
 	want := []Tuple{
 		{User: "group:x#member", Relation: "member", Object: "group:a"},
 		{User: "user:a", Relation: "member", Object: "group:x"},
@@ -92,7 +92,7 @@ func TestExistingOf(t *testing.T) {
 	if !slices.Equal(got.Tuples(), want) {
 		t.Fatalf("existingOf = %v, want %v", got.Tuples(), want)
 	}
-	if same := existingOf(scope, read, nil, nil); !slices.Equal(same.Tuples(), read.Tuples()) {
+	if same := existingOf(scope, nil, nil, read); !slices.Equal(same.Tuples(), read.Tuples()) {
 		t.Fatal("nothing added changed the tuples read")
 	}
 }

@@ -133,31 +133,31 @@ func (o ownedScoper) narrow(ctx context.Context, scope Scope, d *Desired, early 
 	if err != nil {
 		return managedScope{}, err
 	}
-	var more []Tuple                  // tuples read besides the early read: few
+	var more []Tuple                  // incremental: the few groups the state lacked, read now
 	var fromState map[string][]string // incremental: groups' users as the state knows them
 	var known map[string]bool
 	if o.inc.incremental() {
-		read, stored, k, err := o.readChanged(ctx, scope, d, groups, early.read)
-		if err != nil {
+		var err error
+		if more, fromState, known, err = o.readChanged(ctx, scope, d, groups, early.read); err != nil {
 			return managedScope{}, err
 		}
-		more, fromState, known = read, stored, k
 	} else if o.inc != nil {
 		o.inc.read.GroupsRead = len(groups)
 	}
 	// Groups about to be claimed may already hold tuples (written by hand
 	// before groupsync managed them): read those too, unless no tuple of
 	// the type was ever written (a first sync into an empty store).
+	var claimed Memberships
 	if len(claims) > 0 && !o.neverWritten(ctx, scope.ObjectType, early.existing.Len() > 0) {
 		s := scope
 		s.Objects = claims
-		claimed, err := o.sink.Read(ctx, s)
-		if err != nil {
-			return managedScope{}, fmt.Errorf("read OpenFGA: %w", err)
+		r := readScope(ctx, o.sink, s) // group by group: adopting a populated store claims every group
+		if r.err != nil {
+			return managedScope{}, r.err
 		}
-		more = append(more, claimed...)
+		claimed = r.existing
 	}
-	return managedScope{scope: scope, existing: existingOf(scope, early.existing, more, fromState), claims: claims, releases: releases, known: known}, nil
+	return managedScope{scope: scope, existing: existingOf(scope, more, fromState, early.existing, claimed), claims: claims, releases: releases, known: known}, nil
 }
 
 // readChanged (incremental runs) settles the owned groups not read before
@@ -172,7 +172,7 @@ func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, o
 	o.inc.desired = desired
 	read := setOf(early)
 	known := map[string]bool{}
-	var existing []Tuple
+	var missed []Tuple
 	unread := map[string][]string{}
 	var missing []string
 	fromState := 0
@@ -193,13 +193,12 @@ func (o ownedScoper) readChanged(ctx context.Context, scope Scope, d *Desired, o
 	if len(missing) > 0 {
 		s := scope
 		s.Objects = missing
-		more, err := o.sink.Read(ctx, s)
-		if err != nil {
+		var err error
+		if missed, err = o.sink.Read(ctx, s); err != nil {
 			return nil, nil, nil, fmt.Errorf("read OpenFGA: %w", err)
 		}
-		existing = more
 	}
-	return existing, unread, known, nil
+	return missed, unread, known, nil
 }
 
 // neverWritten reports whether the sink is certain that no tuple of
@@ -349,7 +348,7 @@ func readScope(ctx context.Context, sink Sink, scope Scope) earlyRead {
 	if err != nil {
 		return earlyRead{err: fmt.Errorf("read OpenFGA: %w", err)}
 	}
-	return earlyRead{owned: scope.Objects, existing: existingOf(scope, Memberships{}, tuples, nil)}
+	return earlyRead{owned: scope.Objects, existing: existingOf(scope, tuples, nil)}
 }
 
 // setOf returns the set of s's elements.

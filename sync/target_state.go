@@ -180,13 +180,6 @@ func (l userList) each(f func(u uint32) bool) bool {
 	return true
 }
 
-// ids returns the indexes (of a list known to be sound).
-func (l userList) ids() []uint32 {
-	var out []uint32
-	l.each(func(u uint32) bool { out = append(out, u); return true })
-	return out
-}
-
 // check reports how a list read from a state is damaged: not ascending,
 // cut short, or naming a user past the table's n.
 func (l userList) check(n int) error {

@@ -42,11 +42,12 @@ func FuzzTargetStateDecode(f *testing.F) {
 			return
 		}
 		for obj, users := range s.Groups {
-			for _, u := range users.ids() {
+			users.each(func(u uint32) bool {
 				if int(u) >= len(s.Users) {
 					t.Fatalf("group %s names user %d of %d", obj, u, len(s.Users))
 				}
-			}
+				return true
+			})
 		}
 		again, err := encodeTargetState(s)
 		if err != nil {

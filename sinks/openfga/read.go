@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	fga "github.com/openfga/go-sdk"
 
@@ -34,23 +33,22 @@ func (s *Sink) Read(ctx context.Context, scope gsync.Scope) ([]gsync.Tuple, erro
 		return out, nil
 	}
 
-	objects := slices.Clone(scope.Objects)
-	slices.Sort(objects)
-	objects = slices.Compact(objects)
-	results := make([][]gsync.Tuple, len(objects))
-	if err := s.readObjects(ctx, scope, objects, func(i int, ts []gsync.Tuple) { results[i] = ts }); err != nil {
-		return nil, err
-	}
+	var mu sync.Mutex
 	var out []gsync.Tuple
-	for _, ts := range results {
+	if err := s.ReadGroups(ctx, scope, func(_ string, ts []gsync.Tuple) {
+		mu.Lock()
+		defer mu.Unlock()
 		out = append(out, ts...)
+	}); err != nil {
+		return nil, err
 	}
 	gsync.SortTuples(out)
 	return out, nil
 }
 
-// ReadGroups reads as Read does for scope.Objects, and hands over each
-// object's tuples as soon as they are read (gsync.GroupReader).
+// ReadGroups reads as Read does for scope.Objects, several objects in
+// flight, and hands over each object's tuples as soon as they are read
+// (gsync.GroupReader).
 func (s *Sink) ReadGroups(ctx context.Context, scope gsync.Scope, each func(object string, tuples []gsync.Tuple)) error {
 	if err := checkScope(scope); err != nil {
 		return err
@@ -61,40 +59,20 @@ func (s *Sink) ReadGroups(ctx context.Context, scope gsync.Scope, each func(obje
 	objects := slices.Clone(scope.Objects)
 	slices.Sort(objects)
 	objects = slices.Compact(objects)
-	return s.readObjects(ctx, scope, objects, func(i int, ts []gsync.Tuple) { each(objects[i], ts) })
-}
-
-// readObjects reads each object's tuples inside scope, several objects in
-// flight, and calls got with the object's index and its tuples.
-func (s *Sink) readObjects(ctx context.Context, scope gsync.Scope, objects []string, got func(i int, ts []gsync.Tuple)) error {
-	parent := ctx
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	in := &interner{}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(s.cfg.MaxParallelReads, len(objects)) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(objects) {
-					return
-				}
-				key := &fga.ReadRequestTupleKey{Object: &objects[i], Relation: &scope.Relation}
-				ts, err := s.readPages(ctx, key, scope, in)
-				if err != nil {
-					cancel(fmt.Errorf("read the %q tuples of %s: %w", scope.Relation, objects[i], err))
-					return
-				}
-				got(i, ts)
-			}
-		})
+	err := s.eachObject(ctx, objects, func(ctx context.Context, object string) error {
+		key := &fga.ReadRequestTupleKey{Object: &object, Relation: &scope.Relation}
+		ts, err := s.readPages(ctx, key, scope, in)
+		if err != nil {
+			return fmt.Errorf("read the %q tuples of %s: %w", scope.Relation, object, err)
+		}
+		each(object, ts)
+		return nil
+	})
+	if perr := ctx.Err(); perr != nil {
+		return fmt.Errorf("openfga Read (store %s at %s): %w", s.storeID, s.target, perr)
 	}
-	wg.Wait()
-	if err := parent.Err(); err != nil {
-		return fmt.Errorf("openfga Read (store %s at %s): %w", s.storeID, s.target, err)
-	}
-	return context.Cause(ctx)
+	return err
 }
 
 // readByUsers reads, for each of scope.Users, its tuples of scope.Relation

@@ -97,6 +97,21 @@ func (m objectJSON) kind() string {
 	return strings.TrimPrefix(strings.TrimPrefix(m.Type, "#"), "microsoft.graph.")
 }
 
+// group is the SDK's model of a decoded group.
+func (m objectJSON) group() models.Groupable {
+	g := models.NewGroup()
+	id := m.ID
+	g.SetId(&id)
+	g.SetDisplayName(m.DisplayName)
+	if m.GroupTypes != nil {
+		g.SetGroupTypes(m.GroupTypes)
+	}
+	g.SetSecurityEnabled(m.SecurityEnabled)
+	g.SetMailEnabled(m.MailEnabled)
+	g.SetIsAssignableToRole(m.IsAssignableToRole)
+	return g
+}
+
 // objectModel is the SDK's model of a decoded object; raw (when attrs are
 // read) gives a user's extra properties.
 func objectModel(m objectJSON, raw json.RawMessage, attrs []string) (models.DirectoryObjectable, error) {
@@ -125,16 +140,7 @@ func objectModel(m objectJSON, raw json.RawMessage, attrs []string) (models.Dire
 		}
 		return u, nil
 	case "group":
-		g := models.NewGroup()
-		g.SetId(&id)
-		g.SetDisplayName(m.DisplayName)
-		if m.GroupTypes != nil {
-			g.SetGroupTypes(m.GroupTypes)
-		}
-		g.SetSecurityEnabled(m.SecurityEnabled)
-		g.SetMailEnabled(m.MailEnabled)
-		g.SetIsAssignableToRole(m.IsAssignableToRole)
-		return g, nil
+		return m.group(), nil
 	}
 	o := models.NewDirectoryObject()
 	o.SetId(&id)

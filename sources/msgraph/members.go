@@ -100,10 +100,10 @@ func (r *memberReader) answer(j job, a batchAnswer) ([]job, error) {
 	switch a.Status {
 	case http.StatusOK:
 		page, err := decodeMembers(a.Body, r.s.userAttrs)
-		if err != nil {
-			return nil, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
+		var next []job
+		if err == nil {
+			next, err = r.add(j, page)
 		}
-		next, err := r.add(j, page)
 		if err != nil {
 			return nil, fmt.Errorf("msgraph: members of group %s: parse page: %w", r.label(j.group), err)
 		}
@@ -172,11 +172,9 @@ func (r *memberReader) add(j job, page membersPage) ([]job, error) {
 			}
 			g.Groups = append(g.Groups, id)
 			if r.groups[id] == nil {
-				model, _ := objectModel(m, nil, nil)
-				gm := model.(models.Groupable)
-				l := r.subgroup(id, deref(gm.GetDisplayName()))
+				l := r.subgroup(id, deref(m.DisplayName))
 				if _, listed := r.known[id]; r.classifyNested && !listed {
-					l = r.s.classify(id, propsOf(gm))
+					l = r.s.classify(id, propsOf(m.group()))
 				}
 				r.groups[id] = &gsync.Group{ID: id, Name: l.name, NotSynced: l.notSynced}
 			}
