@@ -47,8 +47,8 @@ type Daemon struct {
 // DaemonStatus is the read-only status endpoint GET /status: recent runs
 // and their plans (per group, counts only), a quarantined plan awaiting
 // approval, the next run and recent events, as JSON or as an HTML page.
-// It is off by default: it names groups, which a cluster may not want
-// every pod that reaches the listener to read.
+// It is off by default: it names groups, and the users events named,
+// which a cluster may not want every pod that reaches the listener to read.
 type DaemonStatus struct {
 	Enabled bool `yaml:"enabled"`
 	// RequireToken makes GET /status ask for daemon.trigger's bearer

@@ -54,25 +54,10 @@ const PlanIDHeader = "X-Groupsync-Plan-Id"
 // trigger's bearer token.
 func (d *Daemon) triggerAllowed(w http.ResponseWriter, r *http.Request, method string) bool {
 	d.mu.Lock()
-	enabled, token := d.cfg.Daemon.Trigger.Enabled, d.token
+	g := gate{on: d.cfg.Daemon.Trigger.Enabled, off: "the quarantine endpoints take daemon.trigger's bearer token, and the trigger is off (daemon.trigger.enabled)",
+		method: method, checkToken: true, token: d.token, tokenField: "daemon.trigger.token", refused: "request refused: missing or wrong bearer token"}
 	d.mu.Unlock()
-	if !enabled {
-		http.Error(w, "the quarantine endpoints take daemon.trigger's bearer token, and the trigger is off (daemon.trigger.enabled)", http.StatusNotFound)
-		return false
-	}
-	if r.Method != method {
-		w.Header().Set("Allow", method)
-		http.Error(w, "use "+method, http.StatusMethodNotAllowed)
-		return false
-	}
-	if !bearer(r, token.Reveal()) {
-		// The token, right or wrong, is never logged.
-		d.log.Warn("request refused: missing or wrong bearer token", zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="groupsync"`)
-		http.Error(w, "a valid bearer token is required (daemon.trigger.token)", http.StatusUnauthorized)
-		return false
-	}
-	return true
+	return d.allow(w, r, g)
 }
 
 func (d *Daemon) serveQuarantinePlan(w http.ResponseWriter, r *http.Request) {

@@ -53,10 +53,10 @@ func (d *Daemon) serveAuthentik(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			d.badEvent(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("the body is larger than %d bytes", maxEventBody))
+			d.badEvent(w, r, OriginAuthentik, http.StatusRequestEntityTooLarge, fmt.Errorf("the body is larger than %d bytes", maxEventBody))
 			return
 		}
-		d.badEvent(w, r, http.StatusBadRequest, fmt.Errorf("reading the body: %v", err))
+		d.badEvent(w, r, OriginAuthentik, http.StatusBadRequest, fmt.Errorf("reading the body: %v", err))
 		return
 	}
 	userKey := d.Config().Mapping.User.Key
@@ -67,7 +67,7 @@ func (d *Daemon) serveAuthentik(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &mk) {
 			status = http.StatusUnprocessableEntity
 		}
-		d.badEvent(w, r, status, err)
+		d.badEvent(w, r, OriginAuthentik, status, err)
 		return
 	}
 	d.queueEvent(w, r, Event{Kind: EventSlice, Slice: s, Origin: OriginAuthentik, Received: time.Now()})

@@ -578,7 +578,9 @@ func (d *Daemon) Last() *Outcome {
 func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 	start := time.Now()
 	before := d.counters()
-	targeted := r.targeted(d.opts)
+	// An approved plan of an event run covers that run's slice only: like
+	// the event run, it says nothing of the rest of the tenant.
+	targeted := r.targeted(d.opts) || r.approve != nil && r.approve.plan.Slice != nil
 	fields := []zap.Field{zap.String("trigger", r.trigger)}
 	if b := r.batch; b != nil && r.trigger == TriggerEvent {
 		fields = append(fields, zap.Strings("users", b.slice.Users), zap.Strings("groups", b.slice.Groups), zap.Bool("delta", b.delta))
@@ -620,7 +622,7 @@ func (d *Daemon) execute(ctx context.Context, cfg *config.Config, r *run) {
 	d.hist.run(d.record(r, rep, err, targeted))
 
 	d.mu.Lock()
-	logQuarantine := d.quarantineAfter(r, rep, err, end)
+	logQuarantine := d.quarantineAfter(r, rep, err, end, targeted)
 	d.current = nil
 	d.last = &r.outcome
 	// A targeted run says nothing of the rest of the tenant: readiness
@@ -653,14 +655,14 @@ func (d *Daemon) record(r *run, rep *gsync.Report, err error, targeted bool) Run
 		Result: o.Result, Summary: o.Summary, Applied: o.Applied, Error: o.Error}
 	switch {
 	case r.approve != nil:
-		rec.Mode, rec.PlanID = ModeApprove, r.approve.id
+		rec.Mode, rec.PlanID, rec.Slice = ModeApprove, r.approve.id, r.approve.plan.Slice
 	case targeted:
 		s := r.batch.slice
 		rec.Mode, rec.Slice = ModeSlice, &s
 	}
+	rec.Changes, rec.ChangesOmitted = groupCounts(rep, historyGroups)
 	if rep != nil {
 		rec.Guard = rep.Guard
-		rec.Changes, rec.ChangesOmitted = groupCounts(rep, historyGroups)
 		rec.TargetRead = rep.TargetRead
 		if sr := rep.SourceRead; sr != nil {
 			rec.SourceRead = &ReadMode{Mode: sr.Mode, Reason: sr.Reason}
@@ -672,9 +674,6 @@ func (d *Daemon) record(r *run, rep *gsync.Report, err error, targeted bool) Run
 	var guard *gsync.GuardError
 	if errors.As(err, &guard) && guard.Trip != nil {
 		rec.Guard = guard.Trip
-	}
-	if rec.Changes == nil {
-		rec.Changes = []GroupCount{}
 	}
 	return rec
 }

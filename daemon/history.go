@@ -49,10 +49,10 @@ type RunRecord struct {
 	// TargetRead says how OpenFGA was read (sync.incremental): in full or
 	// only the groups that changed, and how many groups each way.
 	TargetRead *gsync.TargetRead `json:"target_read,omitempty"`
-	// Slice is what an event run covered.
+	// Slice is what an event run covered, or the approved plan of one.
 	Slice *gsync.Slice `json:"slice,omitempty"`
-	// PlanID is the id of the plan an approve run applied, or of the plan a
-	// tripped guard quarantined.
+	// PlanID is the id of the plan an approve run applied (the quarantine
+	// names the plan a tripped guard kept).
 	PlanID string `json:"plan_id,omitempty"`
 	// Changes are the plan's changes per OpenFGA object (counts only: the
 	// status page names groups, never users), at most historyGroups of
@@ -180,14 +180,15 @@ func newHistory() *history {
 }
 
 // run records a finished run and returns it with its id.
-func (h *history) run(rec RunRecord) RunRecord {
+func (h *history) run(rec RunRecord) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.runID++
 	rec.ID = h.runID
 	h.runs.add(rec)
-	// A targeted run reads a slice: it says nothing of the full state.
-	if r := rec.SourceRead; r != nil && rec.Mode != ModeSlice {
+	// A targeted run (or the approval of its plan) reads a slice: it says
+	// nothing of the full state.
+	if r := rec.SourceRead; r != nil && rec.Mode != ModeSlice && rec.Slice == nil {
 		h.lastRead, h.readAt = r, rec.Start.Add(time.Duration(rec.DurationSeconds*float64(time.Second)))
 		switch r.Mode {
 		case ModeFull:
@@ -196,7 +197,6 @@ func (h *history) run(rec RunRecord) RunRecord {
 			h.lastIncrm = h.readAt
 		}
 	}
-	return rec
 }
 
 // event records an event request.

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/metrics"
 )
 
@@ -91,22 +92,10 @@ type runAnswer struct {
 
 func (d *Daemon) serveRun(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
-	enabled, token := d.cfg.Daemon.Trigger.Enabled, d.token
+	g := gate{on: d.cfg.Daemon.Trigger.Enabled, off: "the run trigger is off (daemon.trigger.enabled)", method: http.MethodPost,
+		checkToken: true, token: d.token, tokenField: "daemon.trigger.token", refused: "POST /run refused: missing or wrong bearer token"}
 	d.mu.Unlock()
-	if !enabled {
-		http.Error(w, "the run trigger is off (daemon.trigger.enabled)", http.StatusNotFound)
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "use POST", http.StatusMethodNotAllowed)
-		return
-	}
-	if !bearer(r, token.Reveal()) {
-		// The token, right or wrong, is never logged.
-		d.log.Warn("POST /run refused: missing or wrong bearer token", zap.String("remote", r.RemoteAddr))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="groupsync"`)
-		http.Error(w, "a valid bearer token is required (daemon.trigger.token)", http.StatusUnauthorized)
+	if !d.allow(w, r, g) {
 		return
 	}
 	run, started := d.start(TriggerHTTP)
@@ -139,6 +128,42 @@ func (d *Daemon) serveRun(w http.ResponseWriter, r *http.Request) {
 
 // bearer reports whether r carries "Authorization: Bearer <token>", in
 // constant time.
+// gate is what an endpoint lets through: whether it is on (off: 404 with
+// off's message), the method it takes ("" any) and, when checkToken, the
+// bearer token it wants (tokenField names it in the 401; refused is the
+// log line).
+type gate struct {
+	on         bool
+	off        string
+	method     string
+	checkToken bool
+	token      config.Secret
+	tokenField string
+	refused    string
+}
+
+// allow answers the request itself and returns false unless g lets it
+// through.
+func (d *Daemon) allow(w http.ResponseWriter, r *http.Request, g gate) bool {
+	if !g.on {
+		http.Error(w, g.off, http.StatusNotFound)
+		return false
+	}
+	if g.method != "" && r.Method != g.method {
+		w.Header().Set("Allow", g.method)
+		http.Error(w, "use "+g.method, http.StatusMethodNotAllowed)
+		return false
+	}
+	if g.checkToken && !bearer(r, g.token.Reveal()) {
+		// The token, right or wrong, is never logged.
+		d.log.Warn(g.refused, zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="groupsync"`)
+		http.Error(w, "a valid bearer token is required ("+g.tokenField+")", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
 func bearer(r *http.Request, token string) bool {
 	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {

@@ -87,7 +87,7 @@ func (d *Daemon) showQuarantine(q *Quarantine) {
 // quarantineAfter updates the quarantine with a finished run's outcome;
 // d.mu is held. It returns what to log, so the caller logs outside the
 // lock.
-func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.Time) (logLine func()) {
+func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.Time, targeted bool) (logLine func()) {
 	prev, listen := d.quarantine, d.cfg.Daemon.Listen
 	var guard *gsync.GuardError
 	switch {
@@ -131,7 +131,7 @@ func (d *Daemon) quarantineAfter(r *run, rep *gsync.Report, err error, end time.
 	case prev != nil && rep != nil && rep.Guard == nil:
 		// The run planned without tripping: the source no longer says what
 		// the quarantined plan said.
-		if r.targeted(d.opts) && (prev.Slice == nil || !sameSlice(*prev.Slice, r.batch.slice)) {
+		if targeted && (prev.Slice == nil || !sameSlice(*prev.Slice, r.batch.slice)) {
 			return nil
 		}
 		d.quarantine = nil
@@ -190,15 +190,4 @@ func approveHint(listen, id string) string {
 
 func sameSlice(a, b gsync.Slice) bool {
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups)
-}
-
-// Quarantined returns the quarantined plan, or nil.
-func (d *Daemon) Quarantined() *Quarantine {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.quarantine == nil {
-		return nil
-	}
-	q := *d.quarantine
-	return &q
 }

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // GET /status (daemon.status.enabled; with daemon.status.require_token,
@@ -14,9 +12,10 @@ import (
 // awaiting approval, the next run, the source's incremental state and the
 // recent events. A browser (Accept: text/html) gets a page with no
 // scripts and no external assets; anything else, or ?format=json, gets
-// the JSON document Status. It is read-only, and names groups but never
-// users: the tuples of a quarantined plan are behind the trigger token
-// (GET /quarantine/plan).
+// the JSON document Status. It is read-only; it names groups, and the
+// users an event or event run named (their keys), but lists no tuple:
+// the tuples of a quarantined plan are behind the trigger token (GET
+// /quarantine/plan).
 
 // StatusFormatVersion is the version of the Status document. It changes
 // only when a field is removed or changes meaning; new fields may appear.
@@ -77,16 +76,10 @@ func (d *Daemon) Status(now time.Time) Status {
 
 func (d *Daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
-	sc, token := d.cfg.Daemon.Status, d.token
+	g := gate{on: d.cfg.Daemon.Status.Enabled, off: "the status page is off (daemon.status.enabled)", checkToken: d.cfg.Daemon.Status.RequireToken,
+		token: d.token, tokenField: "daemon.trigger.token; daemon.status.require_token", refused: "GET /status refused: missing or wrong bearer token"}
 	d.mu.Unlock()
-	if !sc.Enabled {
-		http.Error(w, "the status page is off (daemon.status.enabled)", http.StatusNotFound)
-		return
-	}
-	if sc.RequireToken && !bearer(r, token.Reveal()) {
-		d.log.Warn("GET /status refused: missing or wrong bearer token", zap.String("remote", r.RemoteAddr))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="groupsync"`)
-		http.Error(w, "a valid bearer token is required (daemon.trigger.token; daemon.status.require_token)", http.StatusUnauthorized)
+	if !d.allow(w, r, g) {
 		return
 	}
 	st := d.Status(time.Now())

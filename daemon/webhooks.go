@@ -64,37 +64,21 @@ type eventAnswer struct {
 // event endpoints are on, it is a POST and it carries the bearer token.
 func (d *Daemon) hookAllowed(w http.ResponseWriter, r *http.Request) bool {
 	d.mu.Lock()
-	enabled, token := d.cfg.Daemon.Webhooks.Enabled, d.hookToken
+	g := gate{on: d.cfg.Daemon.Webhooks.Enabled, off: "the event endpoints are off (daemon.webhooks.enabled)", method: http.MethodPost,
+		checkToken: true, token: d.hookToken, tokenField: "daemon.webhooks.token", refused: "event request refused: missing or wrong bearer token"}
 	d.mu.Unlock()
-	if !enabled {
-		http.Error(w, "the event endpoints are off (daemon.webhooks.enabled)", http.StatusNotFound)
-		return false
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+	if !d.allow(w, r, g) {
 		return false
 	}
 	// The /sync endpoints read no body, authentik's is small: never more.
 	r.Body = http.MaxBytesReader(w, r.Body, maxEventBody)
-	if !bearer(r, token.Reveal()) {
-		// The token, right or wrong, is never logged.
-		d.log.Warn("event request refused: missing or wrong bearer token", zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="groupsync"`)
-		http.Error(w, "a valid bearer token is required (daemon.webhooks.token)", http.StatusUnauthorized)
-		return false
-	}
 	return true
 }
 
 // badEvent answers 400 (or status) and logs why, without the body: it may
 // hold personal data, and the reason names what was wrong. GET /status
 // lists it among the recent events.
-func (d *Daemon) badEvent(w http.ResponseWriter, r *http.Request, status int, err error) {
-	origin := OriginGeneric
-	if strings.HasPrefix(r.URL.Path, "/webhooks/authentik") {
-		origin = OriginAuthentik
-	}
+func (d *Daemon) badEvent(w http.ResponseWriter, r *http.Request, origin string, status int, err error) {
 	d.hist.event(EventRecord{Time: time.Now(), Origin: origin, Outcome: EventRefused, Reason: err.Error()})
 	d.refuseEvent(w, r, status, err)
 }
@@ -113,7 +97,7 @@ func (d *Daemon) serveSync(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := parseSyncPath(r.URL.EscapedPath())
 	if err != nil {
-		d.badEvent(w, r, http.StatusBadRequest, err)
+		d.badEvent(w, r, OriginGeneric, http.StatusBadRequest, err)
 		return
 	}
 	d.queueEvent(w, r, Event{Kind: EventSlice, Slice: s, Origin: OriginGeneric, Received: time.Now()})

@@ -93,13 +93,16 @@ func withoutHeld(objects []string, d *Desired) []string {
 // even when err is non-nil if planning got that far. A guard trip returns
 // a *GuardError; a busy lease ErrLeaseBusy.
 func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
-	return e.run(ctx, apply, e.Plan, true)
+	return e.run(ctx, apply, e.Plan, nil)
 }
 
 // run is Run with the planning step given, so that a full and a targeted
-// run (RunSlice) share the lease, the guards and the apply order. commit
-// says whether an incremental source may keep the state it read.
-func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context) (*Plan, error), commit bool) (*Report, error) {
+// run (RunSlice) share the lease, the guards and the apply order. slice
+// is what a targeted run covers (nil: the whole tenant): a plan a guard
+// stops is saved with it, and only a whole-tenant run lets the target's
+// and an incremental source's state be kept, since a slice says nothing
+// of the rest.
+func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context) (*Plan, error), slice *Slice) (*Report, error) {
 	if !apply {
 		p, err := plan(ctx)
 		if err != nil {
@@ -124,10 +127,10 @@ func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context)
 		return nil, err
 	}
 	if p.Guard != nil {
-		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard, Plan: e.Save(p, nil)}
+		return e.report("apply", p, &ApplyResult{}), &GuardError{Trip: p.Guard, Plan: e.Save(p, slice)}
 	}
 	res, err := e.apply(ctx, p)
-	if err == nil && commit {
+	if err == nil && slice == nil {
 		// What the run learnt of the target, and an incremental source's
 		// new state, are kept only once the run has been applied.
 		e.commitTarget(ctx, p.target, p)

@@ -62,6 +62,10 @@ func (e *Engine) ApplySaved(ctx context.Context, sp *SavedPlan) (*Report, error)
 		return nil, fmt.Errorf("saved plan format_version %d: this groupsync reads version %d; plan again", sp.FormatVersion, SavedPlanVersion)
 	}
 	e.Force = sp.Forced
+	slice := sp.Slice
+	if slice != nil && slice.Empty() {
+		slice = nil // a whole-tenant plan
+	}
 	var stale *StalePlanError
 	rep, err := e.run(ctx, true, func(ctx context.Context) (*Plan, error) {
 		p, err := e.PlanFor(ctx, sp.Slice)
@@ -73,7 +77,7 @@ func (e *Engine) ApplySaved(ctx context.Context, sp *SavedPlan) (*Report, error)
 			return nil, stale
 		}
 		return p, nil
-	}, sp.Slice == nil || sp.Slice.Empty())
+	}, slice)
 	if errors.As(err, &stale) {
 		return nil, stale
 	}

@@ -35,15 +35,9 @@ func (e *Engine) RunSlice(ctx context.Context, s Slice, apply bool) (*Report, er
 		target = ts
 		return p, err
 	}
-	// A slice read says nothing about the rest of the tenant, so an
-	// incremental source keeps its state: no Commit.
-	rep, err := e.run(ctx, apply, plan, false)
+	rep, err := e.run(ctx, apply, plan, &s)
 	if rep != nil {
 		rep.Slice = target
-	}
-	var guard *GuardError
-	if errors.As(err, &guard) && guard.Plan != nil {
-		guard.Plan.Slice = &s
 	}
 	return rep, err
 }

@@ -62,12 +62,8 @@ Exit codes: 0 shown (or applied), 1 refused, stale or failed.`,
 				return err
 			}
 			if out != "" {
-				data, err := json.MarshalIndent(sp, "", "  ")
-				if err != nil {
+				if err := writeSavedPlan(out, sp); err != nil {
 					return err
-				}
-				if err := os.WriteFile(out, append(data, '\n'), 0o600); err != nil {
-					return fmt.Errorf("--out %s: %w", out, err)
 				}
 				fmt.Fprintf(o.stdout, "\nSaved to %s: apply it offline with groupsync apply %s\n", out, out)
 			}

@@ -129,15 +129,7 @@ func reloadOnHangup(ctx context.Context, d *daemon.Daemon, log *zap.Logger, path
 // config of the moment, applied (or only planned, for --dry-run).
 func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 	return func(ctx context.Context, cfg *config.Config) (*gsync.Report, error) {
-		h := newRunHTTP(m)
-		defer h.closeIdle()
-		engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
-		if err != nil {
-			return nil, err
-		}
-		rep, err := engine.Run(ctx, apply)
-		observeSource(m, engine.Source)
-		return rep, err
+		return withDaemonEngine(ctx, cfg, m, log, func(e *gsync.Engine) (*gsync.Report, error) { return e.Run(ctx, apply) })
 	}
 }
 
@@ -145,15 +137,7 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 // on the slice the queued events name, through the same guards.
 func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunSliceFunc {
 	return func(ctx context.Context, cfg *config.Config, s gsync.Slice) (*gsync.Report, error) {
-		h := newRunHTTP(m)
-		defer h.closeIdle()
-		engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
-		if err != nil {
-			return nil, err
-		}
-		rep, err := engine.RunSlice(ctx, s, apply)
-		observeSource(m, engine.Source)
-		return rep, err
+		return withDaemonEngine(ctx, cfg, m, log, func(e *gsync.Engine) (*gsync.Report, error) { return e.RunSlice(ctx, s, apply) })
 	}
 }
 
@@ -162,16 +146,23 @@ func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunS
 // is written when the plan is stale).
 func daemonApplySaved(m *metrics.Metrics, log *zap.Logger) daemon.ApplySavedFunc {
 	return func(ctx context.Context, cfg *config.Config, sp *gsync.SavedPlan) (*gsync.Report, error) {
-		h := newRunHTTP(m)
-		defer h.closeIdle()
-		engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
-		if err != nil {
-			return nil, err
-		}
-		rep, err := engine.ApplySaved(ctx, sp)
-		observeSource(m, engine.Source)
-		return rep, err
+		return withDaemonEngine(ctx, cfg, m, log, func(e *gsync.Engine) (*gsync.Report, error) { return e.ApplySaved(ctx, sp) })
 	}
+}
+
+// withDaemonEngine builds the engine of cfg for one daemon run, with the
+// run's own HTTP connections, does do with it and counts what its source
+// read.
+func withDaemonEngine(ctx context.Context, cfg *config.Config, m *metrics.Metrics, log *zap.Logger, do func(*gsync.Engine) (*gsync.Report, error)) (*gsync.Report, error) {
+	h := newRunHTTP(m)
+	defer h.closeIdle()
+	engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
+	if err != nil {
+		return nil, err
+	}
+	rep, err := do(engine)
+	observeSource(m, engine.Source)
+	return rep, err
 }
 
 // observeSource adds what the run's source counted to the metrics.

@@ -21,12 +21,8 @@ func (o *options) savePlan(ctx context.Context, engine *gsync.Engine) (*gsync.Re
 		return nil, err
 	}
 	sp := engine.Save(p, slice)
-	data, err := json.MarshalIndent(sp, "", "  ")
-	if err != nil {
+	if err := writeSavedPlan(o.planOut, sp); err != nil {
 		return nil, err
-	}
-	if err := os.WriteFile(o.planOut, append(data, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("--out %s: %w", o.planOut, err)
 	}
 	if p.Guard != nil {
 		return sp.Report, &gsync.GuardError{Trip: p.Guard}
@@ -45,4 +41,17 @@ func (o *options) applySaved(ctx context.Context, engine *gsync.Engine) (*gsync.
 		return nil, fmt.Errorf("%s is not a plan that \"groupsync plan --out\" saved: %w", o.planFile, err)
 	}
 	return engine.ApplySaved(ctx, &sp)
+}
+
+// writeSavedPlan writes a saved plan to path (--out), readable by its
+// owner only: it lists users.
+func writeSavedPlan(path string, sp *gsync.SavedPlan) error {
+	data, err := json.MarshalIndent(sp, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("--out %s: %w", path, err)
+	}
+	return nil
 }

@@ -93,13 +93,7 @@ func (l *Lease) try(ctx context.Context) (stamp time.Time, heldSince *time.Time,
 		return time.Time{}, nil, err
 	}
 	if ok {
-		// The Date header is rounded down, so a lease is judged expired a
-		// second late at worst, never early.
-		now := serverNow
-		if now.IsZero() {
-			now = l.now()
-		}
-		if now.Before(cur.Add(l.ttl)) {
+		if !l.expired(cur, serverNow) {
 			return time.Time{}, &cur, nil
 		}
 		l.log.Info("taking over an expired lease", zap.String("lease", l.key.Object), zap.Time("taken_at", cur))
@@ -176,6 +170,18 @@ func (l *Lease) renew(ctx context.Context, stamp time.Time) (time.Time, error) {
 	}
 	next, _, err := l.read(ctx)
 	return next, err
+}
+
+// expired reports whether a lease taken at stamp has expired, by the
+// server's clock at the read (serverNow; the host's when the server sent
+// none). The Date header is rounded down, so a lease is judged expired a
+// second late at worst, never early.
+func (l *Lease) expired(stamp, serverNow time.Time) bool {
+	now := serverNow
+	if now.IsZero() {
+		now = l.now()
+	}
+	return !now.Before(stamp.Add(l.ttl))
 }
 
 // read returns the lease tuple's timestamp, if it exists.

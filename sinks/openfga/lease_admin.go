@@ -32,12 +32,14 @@ func (l *Lease) Status(ctx context.Context) (LeaseState, error) {
 		}
 		l.s = s
 	}
-	at, ok, err := l.read(ctx)
+	// Judged as Acquire judges it, by the server's clock: a host whose
+	// clock runs ahead must not release a live lease without --force.
+	at, ok, serverNow, err := l.readAt(ctx)
 	if err != nil || !ok {
 		return st, err
 	}
 	st.Held, st.TakenAt, st.Expires = true, at, at.Add(l.ttl)
-	st.Expired = !l.now().Before(st.Expires)
+	st.Expired = l.expired(at, serverNow)
 	return st, nil
 }
 
