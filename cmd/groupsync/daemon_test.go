@@ -431,8 +431,6 @@ daemon: {schedule: "@hourly", listen: "127.0.0.1:0", shutdown_grace: 20s}
 	}
 }
 
-// stopDaemon sends the test process SIGTERM, as Kubernetes does, and
-// expects the daemon started with run to exit 0 within 15 s.
 // startDaemon runs groupsync daemon with cfg, its stdout into stdout, and
 // returns its base URL once it serves, its exit code's channel and its log.
 func startDaemon(t *testing.T, cfg string, stdout io.Writer) (base string, exit chan int, stderr *syncBuffer) {
@@ -444,6 +442,8 @@ func startDaemon(t *testing.T, cfg string, stdout io.Writer) (base string, exit 
 	return "http://" + addr, exit, stderr
 }
 
+// stopDaemon sends the test process SIGTERM, as Kubernetes does, and
+// expects the daemon started with run to exit 0 within 15 s.
 func stopDaemon(t *testing.T, exit <-chan int, stderr *syncBuffer) {
 	t.Helper()
 	begin := time.Now()

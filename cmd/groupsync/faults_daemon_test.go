@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"os"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/groupsync/groupsync/sinks/openfga/fgatest"
-	gsync "github.com/groupsync/groupsync/sync"
 )
 
 // sighupRow: the daemon's first run is in flight (its first add write
@@ -22,18 +20,9 @@ func sighupRow(t *testing.T) outcome {
 	o := outcome{scenario: "SIGHUP with an invalid config mid-run", fault: "the config file gets an invalid daemon.schedule and the daemon SIGHUP while its run's 3rd write (the adds) is held by OpenFGA", exit: "not run"}
 	t.Run(o.scenario, func(t *testing.T) {
 		e := newFaultEnv(t, withYAML("sync:\n", "daemon:\n  schedule: \"@hourly\"\n  listen: 127.0.0.1:0\n  shutdown_grace: 20s\nsync:\n"))
-		if code, _ := e.apply(); code != 0 {
-			t.Fatalf("baseline apply exit %d", code)
-		}
-		if err := e.graph.Mutate(change); err != nil {
-			t.Fatal(err)
-		}
+		e.baseline(change)
 		// The plan the daemon's run will make.
-		_, out, _ := cli(t, "plan", "-c", e.cfg, "-o", "json", "--log-level=error")
-		var rep gsync.Report
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatal(err)
-		}
+		rep := e.plan()
 		good, err := os.ReadFile(e.cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -49,10 +38,7 @@ func sighupRow(t *testing.T) outcome {
 			}
 			return nil
 		})
-		stderr := &syncBuffer{}
-		exit := make(chan int, 1)
-		go func() { exit <- run([]string{"daemon", "-c", e.cfg, "--log-format=json"}, io.Discard, stderr) }()
-		addr, _ := stderr.logLine(t, "serving /metrics, /healthz, /readyz and /run")["addr"].(string)
+		base, exit, stderr := startDaemon(t, e.cfg, io.Discard)
 		select {
 		case <-arrived:
 		case <-time.After(time.Minute):
@@ -72,7 +58,7 @@ func sighupRow(t *testing.T) outcome {
 		if summary["result"] != "ok" {
 			t.Errorf("the run in flight: %v", summary)
 		}
-		ready := waitFor(t, "http://"+addr+"/readyz", 200, "refused")
+		ready := waitFor(t, base+"/readyz", 200, "refused")
 		mustContain(t, "/readyz", ready, `daemon.schedule: "every hour" does not parse`)
 		mustContain(t, "the refusal's log line", refused["error"].(string), "every hour")
 		stopDaemon(t, exit, stderr)

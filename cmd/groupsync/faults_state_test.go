@@ -126,9 +126,10 @@ func (k *kubeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// deltaRun is one `groupsync apply` in process, wired as newEngine wires
-// it but with the ConfigMap store pointed at the fake API server (the CLI
-// finds the API server only inside a pod).
+// deltaRun is one `groupsync apply` in process, its source and sink wired
+// as newEngine wires them but with the ConfigMap store pointed at the fake
+// API server (the CLI finds the API server only inside a pod). It keeps no
+// OpenFGA-side incremental state: these rows are about the Graph state.
 type deltaRun struct {
 	code int
 	rep  *gsync.Report

@@ -161,6 +161,29 @@ func (e *faultEnv) apply(extra ...string) (int, *gsync.Report) {
 	return code, rep
 }
 
+// baseline applies the tenant as it is (which must succeed), then changes
+// it with mutate: the state every scenario starts from.
+func (e *faultEnv) baseline(mutate func(*graphtest.Tenant)) {
+	e.t.Helper()
+	if code, _ := e.apply(); code != 0 {
+		e.t.Fatalf("baseline apply exit %d", code)
+	}
+	if err := e.graph.Mutate(mutate); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// plan is the JSON report of groupsync plan: what the next run will do.
+func (e *faultEnv) plan() gsync.Report {
+	e.t.Helper()
+	_, out, _ := cli(e.t, "plan", "-c", e.cfg, "-o", "json", "--log-level=error")
+	var rep gsync.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		e.t.Fatal(err)
+	}
+	return rep
+}
+
 // applyErr is apply that also returns what the run wrote to stderr.
 func (e *faultEnv) applyErr(extra ...string) (int, *gsync.Report, string) {
 	e.t.Helper()
@@ -443,12 +466,7 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	o := outcome{scenario: sc.name, fault: sc.fault, exit: "not run"}
 	t.Run(sc.name, func(t *testing.T) {
 		e := newFaultEnv(t, sc.env...)
-		if code, _ := e.apply(); code != 0 {
-			t.Fatalf("baseline apply exit %d", code)
-		}
-		if err := e.graph.Mutate(cmpOr(sc.mutate, change)); err != nil {
-			t.Fatal(err)
-		}
+		e.baseline(cmpOr(sc.mutate, change))
 		before := e.tuples()
 		e.fga.ResetCounts()
 		if sc.graph != nil {
@@ -512,18 +530,9 @@ func killAt(t *testing.T, k int) outcome {
 		fault: fmt.Sprintf("SIGKILL while the %s write request (%s) is in flight", ordinal(k), writePhase[k]), exit: "killed"}
 	t.Run(o.scenario, func(t *testing.T) {
 		e := newFaultEnv(t)
-		if code, _ := e.apply(); code != 0 {
-			t.Fatalf("baseline apply exit %d", code)
-		}
-		if err := e.graph.Mutate(change); err != nil {
-			t.Fatal(err)
-		}
+		e.baseline(change)
 		// The plan the killed run would have made.
-		_, out, _ := cli(t, "plan", "-c", e.cfg, "-o", "json", "--log-level=error")
-		var rep gsync.Report
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatal(err)
-		}
+		rep := e.plan()
 		before := e.tuples()
 		e.fga.ResetCounts()
 		inFlight := make(chan struct{})

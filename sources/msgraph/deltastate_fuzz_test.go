@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -121,17 +119,23 @@ func wrapSections(raw []byte) []byte {
 	return out.Bytes()
 }
 
-// FuzzDeltaStateSections is FuzzDeltaStateDecode on the decompressed
-// sections: the same property, with the damage inside a valid gzip stream.
-func FuzzDeltaStateSections(f *testing.F) {
-	zr, err := gzip.NewReader(bytes.NewReader(seedState(f)[len(stateMagic)+1:]))
+// seedSections is the seed state's decompressed sections.
+func seedSections(tb testing.TB) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(seedState(tb)[len(stateMagic)+1:]))
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
 	raw, err := io.ReadAll(zr)
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
+	return raw
+}
+
+// FuzzDeltaStateSections is FuzzDeltaStateDecode on the decompressed
+// sections: the same property, with the damage inside a valid gzip stream.
+func FuzzDeltaStateSections(f *testing.F) {
+	raw := seedSections(f)
 	f.Add(raw)
 	for _, c := range corruptions(raw) {
 		f.Add(c)
@@ -179,36 +183,4 @@ func TestCorruptDeltaStateReadsInFull(t *testing.T) {
 		t.Fatal("no corruption was detected")
 	}
 	t.Logf("%d corruptions read in full, %d harmless (read incrementally, same snapshot)", full, incremental)
-}
-
-// TestWriteDeltaStateSeeds writes the seeds to testdata/fuzz when
-// GROUPSYNC_WRITE_FUZZ_SEEDS is set (after a change of the format).
-func TestWriteDeltaStateSeeds(t *testing.T) {
-	if os.Getenv("GROUPSYNC_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set GROUPSYNC_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz/FuzzDeltaStateDecode")
-	}
-	data := seedState(t)
-	zr, err := gzip.NewReader(bytes.NewReader(data[len(stateMagic)+1:]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for target, valid := range map[string][]byte{"FuzzDeltaStateDecode": data, "FuzzDeltaStateSections": raw} {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, s := range append([][]byte{valid}, corruptions(valid)...) {
-			name := fmt.Sprintf("seed-%02d", i)
-			if i == 0 {
-				name = "seed-valid"
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", s), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }
