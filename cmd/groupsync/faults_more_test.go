@@ -10,8 +10,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -73,19 +71,27 @@ const (
 	leaseSection = "sync:\n  lease:\n    enabled: true\n    ttl: 1m\n    wait: 0s\n"
 )
 
+// pagedEnv reads OpenFGA 5 tuples a page, so that a group's read pages.
+func pagedEnv() []envOpt { return []envOpt{withYAML(pagedReads, pagedReads+"  read_page_size: 5\n")} }
+
+// failPagedReads answers fault to every read of a page past the first.
+func failPagedReads(fault fgatest.Fault) func(*fgatest.Server) {
+	return func(f *fgatest.Server) {
+		f.SetFault(func(r fgatest.Request) *fgatest.Fault {
+			if r.Endpoint == fgatest.Read && pagedToken.Match(r.Body) {
+				return &fault
+			}
+			return nil
+		})
+	}
+}
+
 func moreScenarios() []scenario {
 	var modelBefore string
 	return []scenario{
 		{name: "OpenFGA read fails mid-pagination", fault: "Read answers 500 to every request for page 2 or later (5 tuples a page), past the 2 retries",
-			env: []envOpt{withYAML(pagedReads, pagedReads+"  read_page_size: 5\n")},
-			fga: func(f *fgatest.Server) {
-				f.SetFault(func(r fgatest.Request) *fgatest.Fault {
-					if r.Endpoint == fgatest.Read && pagedToken.Match(r.Body) {
-						return &fgatest.Fault{Status: 500}
-					}
-					return nil
-				})
-			},
+			env: pagedEnv(),
+			fga: failPagedReads(fgatest.Fault{Status: 500}),
 			verify: func(t *testing.T, e *faultEnv, code int, _ *gsync.Report, stderr string) string {
 				wantExit(t, code, 1, stderr)
 				mustContain(t, "stderr", stderr, "500")
@@ -95,15 +101,8 @@ func moreScenarios() []scenario {
 				return "exit 1 naming the 500; nothing written but the lease, taken and given back"
 			}},
 		{name: "OpenFGA rejects a continuation token", fault: "Read answers 400 invalid_continuation_token to the request for page 2 (5 tuples a page)",
-			env: []envOpt{withYAML(pagedReads, pagedReads+"  read_page_size: 5\n")},
-			fga: func(f *fgatest.Server) {
-				f.SetFault(func(r fgatest.Request) *fgatest.Fault {
-					if r.Endpoint == fgatest.Read && pagedToken.Match(r.Body) {
-						return &fgatest.Fault{Status: 400, Body: `{"code":"invalid_continuation_token","message":"Invalid continuation token"}`}
-					}
-					return nil
-				})
-			},
+			env: pagedEnv(),
+			fga: failPagedReads(fgatest.Fault{Status: 400, Body: `{"code":"invalid_continuation_token","message":"Invalid continuation token"}`}),
 			verify: func(t *testing.T, e *faultEnv, code int, _ *gsync.Report, stderr string) string {
 				wantExit(t, code, 1, stderr)
 				mustContain(t, "stderr", stderr, "invalid_continuation_token")
@@ -131,7 +130,7 @@ func moreScenarios() []scenario {
 			mutate: change,
 			inject: func(e *faultEnv) {
 				var once sync.Once
-				modelBefore = strings.Replace(fullModel(e.t), "define member: [user, group#member]", "define member: [user, group#member]\n    define owner: [user]", 1)
+				modelBefore = faultModel(e.t)
 				noMember := strings.Replace(modelBefore, "\n    define member: [user, group#member]", "", 1)
 				noMember = strings.ReplaceAll(noMember, "group#member", "user")
 				e.fga.SetFault(func(r fgatest.Request) *fgatest.Fault {
@@ -318,35 +317,10 @@ func storeDeleted(t *testing.T, midRun bool) outcome {
 // newSourceEnv is newFaultEnv with another source: src is the config's
 // source section, groups what the registry must name once converged.
 func newSourceEnv(t *testing.T, src string, groups []string, clear func()) *faultEnv {
-	fga := fgatest.New(t)
-	model := strings.Replace(fullModel(t), "define member: [user, group#member]", "define member: [user, group#member]\n    define owner: [user]", 1)
-	storeID, _ := fga.CreateStore(t, "faults", model)
-	fga.WriteTuples(t, storeID, foreign...)
-	cfg := src + fmt.Sprintf(`openfga:
-  api_url: %s
-  store_id: %s
-  max_tuples_per_write: 5
-  max_parallel_writes: 1
-  max_retries: 2
-  retry_min_wait: 5ms
-mapping:
-  group:
-    lowercase: true
-  user:
-    key: username
-sync:
-  ownership:
-    instance: entra
-  guards:
-    max_deletes: 0
-    max_delete_percent: 0
-`, fga.URL, storeID)
-	p := filepath.Join(t.TempDir(), "groupsync.yaml")
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &faultEnv{t: t, fga: fga, storeID: storeID, cfg: p, fgaURL: fga.URL, clear: clear,
-		groups: func() []string { return slices.Clone(groups) }}
+	e := newEnv(t, src, "  user:\n    key: username\n")
+	e.clear = clear
+	e.groups = func() []string { return slices.Clone(groups) }
+	return e
 }
 
 // tcpCutter forwards TCP connections to target until cut: then it closes

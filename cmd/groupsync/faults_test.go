@@ -108,27 +108,44 @@ func withYAML(old, new string) envOpt {
 }
 
 func newFaultEnv(t *testing.T, opts ...envOpt) *faultEnv {
-	var spec envSpec
-	for _, o := range opts {
-		o(&spec)
-	}
 	graph := graphtest.New(t, faultTenant())
-	fga := fgatest.New(t, spec.fga...)
-	fgaURL := fga.URL
-	if spec.proxy != nil {
-		fgaURL = spec.proxy(t, fga.URL)
-	}
-	model := strings.Replace(fullModel(t), "define member: [user, group#member]", "define member: [user, group#member]\n    define owner: [user]", 1)
-	storeID, _ := fga.CreateStore(t, "faults", model)
-	fga.WriteTuples(t, storeID, foreign...)
-	cfg := fmt.Sprintf(`source:
+	src := fmt.Sprintf(`source:
   type: msgraph
   msgraph:
     auth: token
     graph_endpoint: %s
     max_retries: 3
     max_retry_wait: 20s
-openfga:
+`, graph.URL)
+	e := newEnv(t, src, "", opts...)
+	e.graph = graph
+	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_TOKEN", graph.Token())
+	return e
+}
+
+// faultModel is the store's model in every fault row: groupsync's, with
+// another relation (owner) on its group type that groupsync must leave be.
+func faultModel(t *testing.T) string {
+	return strings.Replace(fullModel(t), "define member: [user, group#member]", "define member: [user, group#member]\n    define owner: [user]", 1)
+}
+
+// newEnv is a fault row's store (faultModel, with the foreign tuples) and
+// config: the source section src, then OpenFGA, the mapping (with
+// mappingExtra) and the sync settings every row shares, as opts change
+// them.
+func newEnv(t *testing.T, src, mappingExtra string, opts ...envOpt) *faultEnv {
+	var spec envSpec
+	for _, o := range opts {
+		o(&spec)
+	}
+	fga := fgatest.New(t, spec.fga...)
+	fgaURL := fga.URL
+	if spec.proxy != nil {
+		fgaURL = spec.proxy(t, fga.URL)
+	}
+	storeID, _ := fga.CreateStore(t, "faults", faultModel(t))
+	fga.WriteTuples(t, storeID, foreign...)
+	cfg := src + fmt.Sprintf(`openfga:
   api_url: %s
   store_id: %s
   max_tuples_per_write: 5
@@ -138,13 +155,13 @@ openfga:
 mapping:
   group:
     lowercase: true
-sync:
+%ssync:
   ownership:
     instance: entra
   guards:
     max_deletes: 0
     max_delete_percent: 0
-`, graph.URL, fgaURL, storeID)
+`, fgaURL, storeID, mappingExtra)
 	for _, f := range spec.yaml {
 		cfg = f(cfg)
 	}
@@ -152,8 +169,7 @@ sync:
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("GROUPSYNC_SOURCE_MSGRAPH_TOKEN", graph.Token())
-	return &faultEnv{t: t, graph: graph, fga: fga, storeID: storeID, cfg: p, fgaURL: fgaURL}
+	return &faultEnv{t: t, fga: fga, storeID: storeID, cfg: p, fgaURL: fgaURL}
 }
 
 func (e *faultEnv) apply(extra ...string) (int, *gsync.Report) {
