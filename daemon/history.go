@@ -116,14 +116,21 @@ const (
 
 // eventKey is how an EventRecord names what e asked for.
 func eventKey(e Event) string {
-	var parts []string
-	for _, u := range e.Slice.Users {
-		parts = append(parts, "user:"+u)
+	var b strings.Builder
+	add := func(kind string, names []string) {
+		for _, n := range names {
+			if b.Len() > eventKeyLen {
+				return // cut below anyway: a notification may name thousands
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(kind + n)
+		}
 	}
-	for _, g := range e.Slice.Groups {
-		parts = append(parts, "group:"+g)
-	}
-	key := strings.Join(parts, ", ")
+	add("user:", e.Slice.Users)
+	add("group:", e.Slice.Groups)
+	key := b.String()
 	if len(key) > eventKeyLen {
 		cut := eventKeyLen
 		for cut > 0 && !isRuneStart(key[cut]) {

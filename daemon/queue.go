@@ -139,11 +139,11 @@ func (q *Queue) enqueue(e Event) (t *ticket, coalesced bool, err error) {
 		return nil, false, fmt.Errorf("unknown event kind %q", e.Kind)
 	}
 	q.m.EventReceived(origin)
-	rec := EventRecord{Time: e.Received, Origin: origin, Kind: e.Kind, Key: eventKey(e)}
 	defer func() {
 		if q.record == nil {
 			return
 		}
+		rec := EventRecord{Time: e.Received, Origin: origin, Kind: e.Kind, Key: eventKey(e)}
 		switch {
 		case errors.Is(err, ErrQueueFull):
 			rec.Outcome = EventDropped
