@@ -451,6 +451,11 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(build, "CGO_ENABLED=0") || !strings.Contains(string(b), "-o /out/groupsync ./cmd/groupsync") {
 		t.Errorf("the build is not a static build of ./cmd/groupsync: %q", build)
 	}
+	// Without it grpc links golang.org/x/net/trace and the binary triples
+	// (scripts/check-binary.sh).
+	if !strings.Contains(build, "-tags grpcnotrace") {
+		t.Errorf("the build does not use -tags grpcnotrace: %q", build)
+	}
 	if _, err := os.Stat("../cmd/groupsync/main.go"); err != nil {
 		t.Error(err)
 	}

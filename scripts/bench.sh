@@ -61,7 +61,7 @@ for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$fgaport) 2>/dev/null && bre
 echo "== build"
 # GROUPSYNC_BIN measures another build of groupsync (an older commit, to
 # compare) with this harness.
-if [ -n "${GROUPSYNC_BIN:-}" ]; then cp "$GROUPSYNC_BIN" "$work/groupsync"; else go build -o "$work/groupsync" ./cmd/groupsync; fi
+if [ -n "${GROUPSYNC_BIN:-}" ]; then cp "$GROUPSYNC_BIN" "$work/groupsync"; else go build -tags grpcnotrace -o "$work/groupsync" ./cmd/groupsync; fi
 go build -o "$work/groupsync-bench" ./cmd/groupsync-bench
 
 # OpenFGA's write path checks each tuple's existence; until PostgreSQL has

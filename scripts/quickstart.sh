@@ -18,7 +18,8 @@ export GROUPSYNC_OPENFGA_API_URL="http://127.0.0.1:${port}"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Building groupsync and OpenFGA (the first build of OpenFGA takes a few minutes)"
-go build -o "$work/groupsync" ./cmd/groupsync
+# -tags grpcnotrace: see scripts/check-binary.sh.
+go build -tags grpcnotrace -o "$work/groupsync" ./cmd/groupsync
 # OpenFGA is built to a file and started directly, so the PID below is
 # OpenFGA's own and the exit trap stops exactly that process.
 go build -o "$work/openfga" github.com/openfga/openfga/cmd/openfga
