@@ -85,7 +85,7 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st := d.Status(time.Now())
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsHTML(r) {
-		d.renderStatusPage(w, r, st)
+		renderStatusPage(w, r, st)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
