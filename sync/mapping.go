@@ -31,7 +31,7 @@ type Desired struct {
 	HeldUsers   map[string]bool
 	// UserLabels are readable names (UPN, else mail) of users whose
 	// OpenFGA id is not one, for reports.
-	UserLabels map[string]string
+	UserLabels UserLabels
 	// GrouplessUsers are users the source lists in no group at all; with
 	// mapping.user.hold_without_groups their tuples are not deleted.
 	GrouplessUsers map[string]bool
@@ -121,13 +121,13 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		}
 		groups[g.ID] = g
 	}
-	users, isUser, err := m.mapUsers(s.Users, d)
+	users, err := m.mapUsers(s.Users, d)
 	if err != nil {
 		return nil, err
 	}
-	objects := m.mapGroups(s.Groups, isUser, d)
+	objects := m.mapGroups(s.Groups, users.isUser, d)
 	if m.cfg.User.HoldWithoutGroups {
-		d.GrouplessUsers = grouplessUsers(s, users)
+		d.GrouplessUsers = grouplessUsers(s, users.keys)
 	}
 
 	// Tuples are built group by group in object order, each group's users
@@ -139,17 +139,24 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		}
 	}
 	slices.SortFunc(d.Groups, func(a, b ManagedGroup) int { return strings.Compare(a.Object, b.Object) })
-	usersets := make(map[string]string, len(objects))
-	for id, obj := range objects {
-		usersets[id] = obj + "#" + m.cfg.Relation
+	// The membership tuples' users are the user keys, then the managed
+	// groups' usersets: a group's members are positions in that table.
+	names := users.keys
+	var usersets map[string]int32
+	if m.cfg.Nesting == "userset" {
+		names = slices.Clip(users.keys)
+		usersets = make(map[string]int32, len(d.Groups))
+		for _, mg := range d.Groups {
+			usersets[mg.ID] = int32(len(names))
+			names = append(names, mg.Object+"#"+m.cfg.Relation)
+		}
 	}
-	var buf []string
-	b := memberBuilder{relation: m.cfg.Relation, users: len(users) + len(usersets)}
+	var buf []int32
+	b := memberBuilder{relation: m.cfg.Relation, names: names}
 	for _, mg := range d.Groups {
 		buf = m.members(groups[mg.ID], groups, usersets, users, buf[:0])
-		slices.Sort(buf)
-		buf = slices.Compact(buf)
-		b.add(mg.Object, buf)
+		slices.SortFunc(buf, func(x, y int32) int { return strings.Compare(names[x], names[y]) })
+		b.addIndexes(mg.Object, slices.Compact(buf))
 	}
 	d.Members = b.done()
 	if len(m.grants) > 0 {
@@ -162,7 +169,11 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 			g := groups[mg.ID]
 			gs[i] = grantGroup{group: g, object: mg.Object, key: strings.TrimPrefix(mg.Object, m.cfg.ObjectType+":"),
 				users: func() []string {
-					us := flat.members(g, groups, nil, users, nil)
+					ix := flat.members(g, groups, nil, users, nil)
+					us := make([]string, len(ix))
+					for j, k := range ix {
+						us[j] = names[k]
+					}
 					slices.Sort(us)
 					return slices.Compact(us)
 				}}
@@ -176,12 +187,13 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 }
 
 // members appends to out the OpenFGA users of group g under the nesting
-// mode: user keys, and in userset mode the usersets of managed subgroups.
-func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string]string, users map[string]string, out []string) []string {
+// mode, as positions in the mapping's user table (users' keys, then in
+// userset mode the managed subgroups' usersets, at usersets[id]).
+func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string]int32, users *userTable, out []int32) []int32 {
 	addUsers := func(from *Group) {
 		for _, id := range from.Users {
-			if key, ok := users[id]; ok {
-				out = append(out, key)
+			if i, ok := users.pos[id]; ok && users.keys[i] != "" {
+				out = append(out, i)
 			}
 		}
 	}
@@ -215,30 +227,50 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string
 	return out
 }
 
-// mapUsers keys every usable user and records the rest as skipped. It
-// returns the keys by user id and whether an id is a user's.
-func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, func(id string) bool, error) {
-	keys := make(map[string]string, len(us))
-	// firstID and shared find users that map to one key; only collisions
-	// get a list (a hundred thousand one-element lists were a tenth of a
-	// large run's heap). Keys that are the ids themselves cannot collide:
-	// then firstID is not needed.
-	var firstID map[string]string
-	if m.cfg.User.Key != "id" || m.cfg.User.Lowercase {
-		firstID = make(map[string]string, len(us))
+// userTable is the snapshot's users as the mapping sees them, by their
+// position in Snapshot.Users: one map from id to position, and slices
+// beside it, where maps by id (keys, labels) and another by key (the
+// membership builder's) took three times the memory at a large tenant.
+type userTable struct {
+	pos map[string]int32 // user id to position
+	// keys are OpenFGA users ("user:alice") by position; "" for a user
+	// that has none (skipped, or held for a shared key).
+	keys []string
+	// labels are readable names (UPN, else mail) by position, "" where
+	// the key is one already.
+	labels []string
+}
+
+func (t *userTable) isUser(id string) bool { _, ok := t.pos[id]; return ok }
+
+// key returns the OpenFGA user of the user with this id, or "".
+func (t *userTable) key(id string) string {
+	if i, ok := t.pos[id]; ok {
+		return t.keys[i]
 	}
-	shared := map[string][]string{}
-	// Every user id is in keys or in notKeyed (skipped, or held below).
-	notKeyed := map[string]bool{}
-	for _, u := range us {
+	return ""
+}
+
+// mapUsers keys every usable user and records the rest as skipped.
+func (m *Mapper) mapUsers(us []User, d *Desired) (*userTable, error) {
+	t := &userTable{pos: make(map[string]int32, len(us)), keys: make([]string, len(us))}
+	// firstAt and shared find users that map to one key; only collisions
+	// get a list. Keys that are the ids themselves cannot collide: then
+	// firstAt is not needed.
+	var firstAt map[string]int32
+	if m.cfg.User.Key != "id" || m.cfg.User.Lowercase {
+		firstAt = make(map[string]int32, len(us))
+	}
+	shared := map[string][]int32{}
+	for i, u := range us {
 		if u.ID == "" {
-			return nil, nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
+			return nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
 		}
-		if _, keyed := keys[u.ID]; keyed || notKeyed[u.ID] {
-			return nil, nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
+		if _, seen := t.pos[u.ID]; seen {
+			return nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
 		}
+		t.pos[u.ID] = int32(i)
 		skip := func(reason, detail string) {
-			notKeyed[u.ID] = true
 			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: u.ID, Name: u.UPN, Reason: reason, Detail: detail})
 		}
 		switch {
@@ -266,39 +298,39 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (map[string]string, func(id str
 			skip(ReasonInvalidUserID, fmt.Sprintf("%q is %s; key users by id instead", user, why))
 			continue
 		}
-		keys[u.ID] = user
-		if firstID != nil {
-			if first, taken := firstID[user]; !taken {
-				firstID[user] = u.ID
+		t.keys[i] = user
+		if firstAt != nil {
+			if first, taken := firstAt[user]; !taken {
+				firstAt[user] = int32(i)
 			} else if shared[user] == nil {
-				shared[user] = []string{first, u.ID}
+				shared[user] = []int32{first, int32(i)}
 			} else {
-				shared[user] = append(shared[user], u.ID)
+				shared[user] = append(shared[user], int32(i))
 			}
 		}
 		// A reviewer reads "alice@contoso.example" where the tuple says
 		// "user:1dd0d2c2-...": remember a readable name for opaque keys.
 		if label := cmp.Or(u.UPN, u.Mail); label != "" && label != key {
-			if d.UserLabels == nil {
-				d.UserLabels = map[string]string{}
+			if t.labels == nil {
+				t.labels = make([]string, len(us))
 			}
-			d.UserLabels[user] = label
+			t.labels[i] = label
 		}
 	}
-	for user, ids := range shared {
+	for user, at := range shared {
 		d.HeldUsers[user] = true
+		ids := make([]string, len(at))
+		for j, i := range at {
+			ids[j] = us[i].ID
+			t.keys[i] = ""
+		}
 		for _, id := range ids {
-			delete(keys, id)
-			notKeyed[id] = true
 			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: id, Reason: ReasonDuplicateUser,
 				Detail: fmt.Sprintf("users %s all map to %s; existing tuples of %s are kept until the key is unique (choose a unique mapping.user.key)", strings.Join(sorted(ids), ", "), user, user)})
 		}
 	}
-	isUser := func(id string) bool {
-		_, keyed := keys[id]
-		return keyed || notKeyed[id]
-	}
-	return keys, isUser, nil
+	d.UserLabels = newUserLabels(t.keys, t.labels)
+	return t, nil
 }
 
 func (m *Mapper) userKey(u User) (key, attr string) {
@@ -478,7 +510,7 @@ func (d *Desired) dropObjects(details map[string]string, reason string) {
 
 // grouplessUsers returns the OpenFGA ids of users that no group of the
 // snapshot lists as a member, filtered groups included.
-func grouplessUsers(s *Snapshot, keys map[string]string) map[string]bool {
+func grouplessUsers(s *Snapshot, keys []string) map[string]bool {
 	listed := make(map[string]bool, len(s.Users))
 	for _, g := range s.Groups {
 		for _, id := range g.Users {
@@ -486,9 +518,9 @@ func grouplessUsers(s *Snapshot, keys map[string]string) map[string]bool {
 		}
 	}
 	out := map[string]bool{}
-	for id, key := range keys {
-		if !listed[id] {
-			out[key] = true
+	for i, u := range s.Users {
+		if keys[i] != "" && !listed[u.ID] {
+			out[keys[i]] = true
 		}
 	}
 	return out

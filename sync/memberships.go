@@ -41,14 +41,28 @@ func MembershipsOf(ts []Tuple) Memberships {
 	return membershipsOfGroups(ts[0].Relation, byObject)
 }
 
-// memberBuilder builds Memberships group by group, in object order.
+// memberBuilder builds Memberships group by group, in object order:
+// from user strings (add), or from positions in a table of user strings
+// given up front (names, addIndexes), as the mapping does.
 type memberBuilder struct {
 	relation string
+	names    []string // the table addIndexes refers to
 	m        Memberships
 	index    map[string]int32
 	// users is how many distinct users to expect, so that the index is
 	// made once at its size instead of growing through copies.
 	users int
+}
+
+// addIndexes appends object's users, given as positions in b.names that
+// are sorted by name and unique; objects come in ascending order.
+func (b *memberBuilder) addIndexes(object string, users []int32) {
+	if len(users) == 0 {
+		return
+	}
+	b.m.users = append(b.m.users, users...)
+	b.m.objects = append(b.m.objects, object)
+	b.m.ends = append(b.m.ends, int32(len(b.m.users)))
 }
 
 // add appends object's users, which are sorted and unique; objects come in
@@ -76,6 +90,9 @@ func (b *memberBuilder) add(object string, users []string) {
 func (b *memberBuilder) done() Memberships {
 	m := b.m
 	m.relation = b.relation
+	if b.names != nil {
+		m.names = b.names
+	}
 	m.names = slices.Clip(m.names)
 	m.users = slices.Clip(m.users)
 	*b = memberBuilder{}

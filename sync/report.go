@@ -133,9 +133,9 @@ func NewReport(command string, p *Plan, result *ApplyResult) *Report {
 		r.ManagedByGrants = append(r.ManagedByGrants, ref)
 	}
 	slices.SortFunc(r.ManagedByGrants, func(a, b GrantReference) int { return strings.Compare(a.Object, b.Object) })
-	if labels := p.Desired.UserLabels; len(labels) > 0 {
+	if labels := p.Desired.UserLabels; labels.Len() > 0 {
 		name := func(user string) {
-			if l, ok := labels[user]; ok {
+			if l, ok := labels.Label(user); ok {
 				if r.UserNames == nil {
 					r.UserNames = map[string]string{}
 				}
