@@ -88,25 +88,43 @@ type resyncError struct{ fullReason }
 
 func (e *resyncError) Error() string { return e.why }
 
-// Commit saves the state of the last Snapshot. Call it only after the plan
-// built from that snapshot was applied; without delta, or after a failed
-// Snapshot, it does nothing.
-func (s *Source) Commit(ctx context.Context) error {
-	st := s.pending
-	if st == nil {
-		return nil
-	}
+// pendingState is the state of the last Snapshot, encoded as Snapshot
+// returns it: the run that follows holds the few megabytes of its encoding
+// instead of the state itself (at a large tenant, tens of megabytes of
+// maps and records beside the snapshot at the run's peak).
+type pendingState struct {
+	data          []byte
+	groups, users int
+	encodeTook    time.Duration
+}
+
+// pend encodes st as the state to commit.
+func (s *Source) pend(st *deltaState) error {
 	start := time.Now()
 	data, err := st.encode()
 	if err != nil {
 		return fmt.Errorf("msgraph: encode the delta state: %w", err)
 	}
-	if err := s.store.Save(ctx, data); err != nil {
+	s.pending = &pendingState{data: data, groups: len(st.groups), users: len(st.users), encodeTook: time.Since(start)}
+	return nil
+}
+
+// Commit saves the state of the last Snapshot. Call it only after the plan
+// built from that snapshot was applied; without delta, or after a failed
+// Snapshot, it does nothing.
+func (s *Source) Commit(ctx context.Context) error {
+	p := s.pending
+	if p == nil {
+		return nil
+	}
+	start := time.Now()
+	if err := s.store.Save(ctx, p.data); err != nil {
 		return fmt.Errorf("msgraph: save the delta state to %s: %w", s.store, err)
 	}
 	s.pending = nil
-	s.log.Info("delta state saved", zap.Stringer("store", s.store), zap.Int("bytes", len(data)),
-		zap.Int("groups", len(st.groups)), zap.Int("users", len(st.users)), zap.Duration("took", time.Since(start)))
+	s.log.Info("delta state saved", zap.Stringer("store", s.store), zap.Int("bytes", len(p.data)),
+		zap.Int("groups", p.groups), zap.Int("users", p.users), zap.Duration("encode_took", p.encodeTook),
+		zap.Duration("save_took", time.Since(start)))
 	return nil
 }
 
@@ -120,13 +138,12 @@ func (s *Source) deltaSnapshot(ctx context.Context) (*gsync.Snapshot, error) {
 	s.pending = nil
 	var (
 		snap    *gsync.Snapshot
-		next    *deltaState
 		changes int
 		err     error
 	)
 	old, reason := s.loadState(ctx)
 	if old != nil {
-		snap, next, changes, err = s.readIncremental(ctx, old)
+		snap, changes, err = s.readIncremental(ctx, old)
 		var rs *resyncError
 		switch {
 		case errors.As(err, &rs):
@@ -143,11 +160,14 @@ func (s *Source) deltaSnapshot(ctx context.Context) (*gsync.Snapshot, error) {
 			lvl = zapcore.WarnLevel
 		}
 		s.log.Log(lvl, "falling back to a full sync because "+reason.why, zap.Stringer("state", s.store))
+		var next *deltaState
 		if snap, next, err = s.readFull(ctx); err != nil {
 			return nil, err
 		}
+		if err := s.pend(next); err != nil {
+			return nil, err
+		}
 	}
-	s.pending = next
 	s.lastRead = s.readSince(before, mode)
 	s.lastRead.Changes = changes
 	if reason != nil {

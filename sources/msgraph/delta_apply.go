@@ -77,16 +77,18 @@ func anyString(v any) string {
 	return ""
 }
 
-func (s *Source) readIncremental(ctx context.Context, old *deltaState) (*gsync.Snapshot, *deltaState, int, error) {
+// readIncremental follows the delta links from old; the new state is
+// pending when it returns a snapshot.
+func (s *Source) readIncremental(ctx context.Context, old *deltaState) (*gsync.Snapshot, int, error) {
 	now := s.now()
 	w := &stateWriter{s: s, st: old.clone(), ownG: map[string]bool{}, ownU: map[string]bool{},
 		goneGroups: map[string]bool{}, goneUsers: map[string]bool{}, staleUsers: map[string]bool{}}
 	entries, glink, err := s.groupRound(ctx, old.groupsLink)
 	if err != nil {
 		if rs, ok := resync(err, "groups"); ok {
-			return nil, nil, 0, rs
+			return nil, 0, rs
 		}
-		return nil, nil, 0, fmt.Errorf("msgraph: read group changes (GET /groups/delta): %w", describe(err, "GroupMember.Read.All"))
+		return nil, 0, fmt.Errorf("msgraph: read group changes (GET /groups/delta): %w", describe(err, "GroupMember.Read.All"))
 	}
 	changes := w.applyGroups(entries)
 	w.st.groupsLink = glink
@@ -94,9 +96,9 @@ func (s *Source) readIncremental(ctx context.Context, old *deltaState) (*gsync.S
 		uentries, ulink, err := s.userRound(ctx, old.usersLink)
 		if err != nil {
 			if rs, ok := resync(err, "users"); ok {
-				return nil, nil, 0, rs
+				return nil, 0, rs
 			}
-			return nil, nil, 0, fmt.Errorf("msgraph: read user changes (GET /users/delta): %w", describe(err, "User.Read.All"))
+			return nil, 0, fmt.Errorf("msgraph: read user changes (GET /users/delta): %w", describe(err, "User.Read.All"))
 		}
 		changes += w.applyUsers(uentries)
 		w.st.usersLink = ulink
@@ -104,9 +106,9 @@ func (s *Source) readIncremental(ctx context.Context, old *deltaState) (*gsync.S
 	w.st.linkAt = now
 	snap, err := w.resolveAndView(ctx)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, 0, err
 	}
-	return snap, w.st, changes, nil
+	return snap, changes, nil
 }
 
 // applyGroups applies a groups delta round and returns how many groups

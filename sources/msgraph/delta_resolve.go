@@ -16,8 +16,8 @@ import (
 // reached for the first time).
 const maxResolveRounds = 64
 
-// resolveAndView reads what the snapshot needs and the state lacks, then
-// builds the snapshot.
+// resolveAndView reads what the snapshot needs and the state lacks, keeps
+// the state to commit, then builds the snapshot.
 func (w *stateWriter) resolveAndView(ctx context.Context) (*gsync.Snapshot, error) {
 	s := w.s
 	var list []listed
@@ -64,9 +64,13 @@ func (w *stateWriter) resolveAndView(ctx context.Context) (*gsync.Snapshot, erro
 			return nil, err
 		}
 	}
-	snap := w.view(list)
 	w.pruneUsers()
-	return snap, nil
+	// Encoded before the snapshot is built: the encoder's buffers and the
+	// snapshot's users are then never held at once.
+	if err := s.pend(w.st); err != nil {
+		return nil, err
+	}
+	return w.view(list), nil
 }
 
 // missing walks from the synced groups through their subgroups, as the

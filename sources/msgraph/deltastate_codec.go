@@ -83,9 +83,10 @@ func guidString(b []byte) string {
 
 // encode serializes and compresses the state.
 func (st *deltaState) encode() ([]byte, error) {
-	// The id table.
-	seen := make(map[string]struct{}, len(st.groups)+len(st.users))
-	add := func(id string) { seen[id] = struct{}{} }
+	// The id table. One map collects the ids and then gives their
+	// positions (a second map of a hundred thousand ids was 4 MB more).
+	index := make(map[string]uint64, len(st.groups)+len(st.users))
+	add := func(id string) { index[id] = 0 }
 	kindSet, attrSet := map[string]struct{}{}, map[string]struct{}{}
 	for id, g := range st.groups {
 		add(id)
@@ -106,8 +107,7 @@ func (st *deltaState) encode() ([]byte, error) {
 			attrSet[a] = struct{}{}
 		}
 	}
-	ids := slices.Sorted(maps.Keys(seen))
-	index := make(map[string]uint64, len(ids))
+	ids := slices.Sorted(maps.Keys(index))
 	for i, id := range ids {
 		index[id] = uint64(i)
 	}
@@ -120,118 +120,143 @@ func (st *deltaState) encode() ([]byte, error) {
 		attrIx[a] = uint64(i)
 	}
 
-	var sec [12]sectionWriter
-	hdr := &sec[0]
-	hdr.str(st.fingerprint)
-	hdr.str(st.groupsLink)
-	hdr.str(st.usersLink)
-	hdr.varint(st.fullAt.UnixNano())
-	hdr.varint(st.linkAt.UnixNano())
-	if st.usersTracked {
-		hdr.WriteByte(1)
-	} else {
-		hdr.WriteByte(0)
-	}
-	tables := &sec[1]
-	tables.uvarint(uint64(len(kinds)))
-	for _, k := range kinds {
-		tables.str(k)
-	}
-	tables.uvarint(uint64(len(attrs)))
-	for _, a := range attrs {
-		tables.str(a)
-	}
-	idKinds, guids, strs := &sec[2], &sec[3], &sec[4]
-	idKinds.uvarint(uint64(len(ids)))
-	var prev [16]byte
-	for _, id := range ids {
-		if b, ok := guidBytes(id); ok {
-			idKinds.WriteByte(0)
-			p := 0
-			for p < 16 && b[p] == prev[p] {
-				p++
-			}
-			guids.WriteByte(byte(p))
-			guids.Write(b[p:])
-			prev = b
-		} else {
-			idKinds.WriteByte(1)
-			strs.str(id)
-		}
-	}
-	ascending := func(w *sectionWriter, list []string) {
-		w.uvarint(uint64(len(list)))
+	gids := slices.Sorted(maps.Keys(st.groups))
+	uids := slices.Sorted(maps.Keys(st.users))
+	// positions writes the ascending table positions of ids (sorted), as
+	// gaps after the first.
+	positions := func(w *sectionWriter, ids []string, each func(id string)) {
 		last := uint64(0)
-		for i, m := range list {
-			ix := index[m]
+		for i, id := range ids {
+			ix := index[id]
 			if i == 0 {
 				w.uvarint(ix)
 			} else {
 				w.uvarint(ix - last)
 			}
 			last = ix
-		}
-	}
-	gmeta, gnames, gmembers := &sec[5], &sec[6], &sec[7]
-	gids := slices.Sorted(maps.Keys(st.groups))
-	gmeta.uvarint(uint64(len(gids)))
-	last := uint64(0)
-	for i, id := range gids {
-		g := st.groups[id]
-		ix := index[id]
-		if i == 0 {
-			gmeta.uvarint(ix)
-		} else {
-			gmeta.uvarint(ix - last)
-		}
-		last = ix
-		gmeta.WriteByte(byte(g.flags))
-		gnames.str(g.name)
-		if g.flags&gComplete == 0 {
-			continue
-		}
-		ascending(gmembers, g.users)
-		ascending(gmembers, g.groups)
-		gmembers.uvarint(uint64(len(g.others)))
-		ol := uint64(0)
-		for j, o := range g.others {
-			ix := index[o.id]
-			if j == 0 {
-				gmembers.uvarint(ix)
-			} else {
-				gmembers.uvarint(ix - ol)
+			if each != nil {
+				each(id)
 			}
-			ol = ix
-			gmembers.uvarint(kindIx[o.kind])
 		}
 	}
-	umeta, upns, mails, uattrs := &sec[8], &sec[9], &sec[10], &sec[11]
-	uids := slices.Sorted(maps.Keys(st.users))
-	umeta.uvarint(uint64(len(uids)))
-	last = 0
-	for i, id := range uids {
-		u := st.users[id]
-		ix := index[id]
-		if i == 0 {
-			umeta.uvarint(ix)
-		} else {
-			umeta.uvarint(ix - last)
-		}
-		last = ix
-		f := u.flags &^ uMailIsUPN
-		if u.mail == u.upn {
-			f |= uMailIsUPN
-		}
-		umeta.WriteByte(byte(f))
-		upns.str(u.upn)
-		if f&uMailIsUPN == 0 {
-			mails.str(u.mail)
-		}
-		uattrs.uvarint(uint64(len(u.attrs)))
-		for _, a := range slices.Sorted(maps.Keys(u.attrs)) {
-			uattrs.uvarint(attrIx[a])
-			uattrs.str(u.attrs[a])
-		}
+	ascending := func(w *sectionWriter, list []string) {
+		w.uvarint(uint64(len(list)))
+		positions(w, list, nil)
+	}
+	// The sections, in order; each is written into one buffer and on into
+	// the compressor before the next, so that only one section (not all
+	// twelve, ~10 MB at a 100k-user tenant) is held at a time.
+	sections := [12]func(w *sectionWriter){
+		func(hdr *sectionWriter) {
+			hdr.str(st.fingerprint)
+			hdr.str(st.groupsLink)
+			hdr.str(st.usersLink)
+			hdr.varint(st.fullAt.UnixNano())
+			hdr.varint(st.linkAt.UnixNano())
+			if st.usersTracked {
+				hdr.WriteByte(1)
+			} else {
+				hdr.WriteByte(0)
+			}
+		},
+		func(tables *sectionWriter) {
+			tables.uvarint(uint64(len(kinds)))
+			for _, k := range kinds {
+				tables.str(k)
+			}
+			tables.uvarint(uint64(len(attrs)))
+			for _, a := range attrs {
+				tables.str(a)
+			}
+		},
+		func(idKinds *sectionWriter) {
+			idKinds.uvarint(uint64(len(ids)))
+			for _, id := range ids {
+				if _, ok := guidBytes(id); ok {
+					idKinds.WriteByte(0)
+				} else {
+					idKinds.WriteByte(1)
+				}
+			}
+		},
+		func(guids *sectionWriter) {
+			var prev [16]byte
+			for _, id := range ids {
+				if b, ok := guidBytes(id); ok {
+					p := 0
+					for p < 16 && b[p] == prev[p] {
+						p++
+					}
+					guids.WriteByte(byte(p))
+					guids.Write(b[p:])
+					prev = b
+				}
+			}
+		},
+		func(strs *sectionWriter) {
+			for _, id := range ids {
+				if _, ok := guidBytes(id); !ok {
+					strs.str(id)
+				}
+			}
+		},
+		func(gmeta *sectionWriter) {
+			gmeta.uvarint(uint64(len(gids)))
+			positions(gmeta, gids, func(id string) { gmeta.WriteByte(byte(st.groups[id].flags)) })
+		},
+		func(gnames *sectionWriter) {
+			for _, id := range gids {
+				gnames.str(st.groups[id].name)
+			}
+		},
+		func(gmembers *sectionWriter) {
+			for _, id := range gids {
+				g := st.groups[id]
+				if g.flags&gComplete == 0 {
+					continue
+				}
+				ascending(gmembers, g.users)
+				ascending(gmembers, g.groups)
+				gmembers.uvarint(uint64(len(g.others)))
+				ol := uint64(0)
+				for j, o := range g.others {
+					ix := index[o.id]
+					if j == 0 {
+						gmembers.uvarint(ix)
+					} else {
+						gmembers.uvarint(ix - ol)
+					}
+					ol = ix
+					gmembers.uvarint(kindIx[o.kind])
+				}
+			}
+		},
+		func(umeta *sectionWriter) {
+			umeta.uvarint(uint64(len(uids)))
+			positions(umeta, uids, func(id string) { umeta.WriteByte(byte(userFlagsOut(st.users[id]))) })
+		},
+		func(upns *sectionWriter) {
+			for _, id := range uids {
+				upns.str(st.users[id].upn)
+			}
+		},
+		func(mails *sectionWriter) {
+			for _, id := range uids {
+				if u := st.users[id]; userFlagsOut(u)&uMailIsUPN == 0 {
+					mails.str(u.mail)
+				}
+			}
+		},
+		func(uattrs *sectionWriter) {
+			for _, id := range uids {
+				u := st.users[id]
+				uattrs.uvarint(uint64(len(u.attrs)))
+				for _, a := range slices.Sorted(maps.Keys(u.attrs)) {
+					uattrs.uvarint(attrIx[a])
+					uattrs.str(u.attrs[a])
+				}
+			}
+		},
 	}
 
 	var out bytes.Buffer
@@ -241,11 +266,14 @@ func (st *deltaState) encode() ([]byte, error) {
 	// 0.9% smaller and took 2.6 times as long (2.0 s against 0.78 s, a
 	// no-change run's largest cost).
 	zw, _ := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
-	for i := range sec {
-		if _, err := zw.Write(binary.AppendUvarint(nil, uint64(sec[i].Len()))); err != nil {
+	var w sectionWriter
+	for _, write := range sections {
+		w.Reset()
+		write(&w)
+		if _, err := zw.Write(binary.AppendUvarint(nil, uint64(w.Len()))); err != nil {
 			return nil, err
 		}
-		if _, err := zw.Write(sec[i].Bytes()); err != nil {
+		if _, err := zw.Write(w.Bytes()); err != nil {
 			return nil, err
 		}
 	}
@@ -253,6 +281,16 @@ func (st *deltaState) encode() ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// userFlagsOut is a user's flags as encoded: uMailIsUPN when its mail is
+// its UPN (the mail is then not written).
+func userFlagsOut(u *userRec) userFlags {
+	f := u.flags &^ uMailIsUPN
+	if u.mail == u.upn {
+		f |= uMailIsUPN
+	}
+	return f
 }
 
 // sectionReader reads a section; the first error sticks.

@@ -72,7 +72,7 @@ type Source struct {
 	// Incremental reads (cfg.Delta.Enabled): see delta.go.
 	store    state.Store
 	now      func() time.Time
-	pending  *deltaState // the state of the last Snapshot, until Commit
+	pending  *pendingState // the state of the last Snapshot, until Commit
 	lastRead gsync.SourceRead
 }
 
