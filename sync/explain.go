@@ -96,7 +96,7 @@ func (e *Engine) Explain(ctx context.Context, kind, name string) (*Explanation, 
 		for _, g := range snap.Groups {
 			if g.ID == name || g.Name == name {
 				x.Found, x.SourceID = true, g.ID
-				m := &GroupMembers{Users: len(g.Users)}
+				m := &GroupMembers{Users: g.UserCount()}
 				for _, id := range g.Groups {
 					if sub := groupByID[id]; sub != nil {
 						m.Subgroups = append(m.Subgroups, sub.Name)
@@ -130,9 +130,13 @@ func userPaths(snap *Snapshot, uid string, byID map[string]*Group, objects map[s
 		via []string
 	}
 	var queue []step
-	for _, g := range snap.Groups {
-		if slices.Contains(g.Users, uid) {
-			queue = append(queue, step{id: g.ID})
+	for i := range snap.Groups {
+		g := &snap.Groups[i]
+		for id := range snap.EachUserID(g) {
+			if id == uid {
+				queue = append(queue, step{id: g.ID})
+				break
+			}
 		}
 	}
 	seen := map[string]bool{}

@@ -79,7 +79,7 @@ func (sg sizeGuard) check(existing int) *GuardTrip {
 // memberships at all: what an IdP outage or a wrong filter looks like.
 func emptySnapshot(s *Snapshot) bool {
 	for _, g := range s.Groups {
-		if len(g.Users) > 0 || len(g.Groups) > 0 {
+		if g.UserCount() > 0 || len(g.Groups) > 0 {
 			return false
 		}
 	}

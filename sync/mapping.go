@@ -121,13 +121,16 @@ func (m *Mapper) Map(s *Snapshot) (*Desired, error) {
 		}
 		groups[g.ID] = g
 	}
-	users, err := m.mapUsers(s.Users, d)
+	if err := s.checkUserIndexes(); err != nil {
+		return nil, err
+	}
+	users, err := m.mapUsers(s, d)
 	if err != nil {
 		return nil, err
 	}
 	objects := m.mapGroups(s.Groups, users.isUser, d)
 	if m.cfg.User.HoldWithoutGroups {
-		d.GrouplessUsers = grouplessUsers(s, users.keys)
+		d.GrouplessUsers = grouplessUsers(s, users)
 	}
 
 	// Tuples are built group by group in object order, each group's users
@@ -196,6 +199,11 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string
 				out = append(out, i)
 			}
 		}
+		for _, i := range from.UserIndexes {
+			if users.keys[i] != "" {
+				out = append(out, i)
+			}
+		}
 	}
 	addUsers(g)
 	if m.cfg.Nesting == "direct" || len(g.Groups) == 0 {
@@ -228,11 +236,13 @@ func (m *Mapper) members(g *Group, groups map[string]*Group, usersets map[string
 }
 
 // userTable is the snapshot's users as the mapping sees them, by their
-// position in Snapshot.Users: one map from id to position, and slices
-// beside it, where maps by id (keys, labels) and another by key (the
-// membership builder's) took three times the memory at a large tenant.
+// position in Snapshot.Users: slices beside it, where maps by id (keys,
+// labels) and another by key (the membership builder's) took three times
+// the memory at a large tenant.
 type userTable struct {
-	pos map[string]int32 // user id to position
+	// pos maps user ids to positions, for groups that list users by id;
+	// nil when every group lists them by index.
+	pos map[string]int32
 	// keys are OpenFGA users ("user:alice") by position; "" for a user
 	// that has none (skipped, or held for a shared key).
 	keys []string
@@ -243,17 +253,17 @@ type userTable struct {
 
 func (t *userTable) isUser(id string) bool { _, ok := t.pos[id]; return ok }
 
-// key returns the OpenFGA user of the user with this id, or "".
-func (t *userTable) key(id string) string {
-	if i, ok := t.pos[id]; ok {
-		return t.keys[i]
-	}
-	return ""
-}
-
 // mapUsers keys every usable user and records the rest as skipped.
-func (m *Mapper) mapUsers(us []User, d *Desired) (*userTable, error) {
-	t := &userTable{pos: make(map[string]int32, len(us)), keys: make([]string, len(us))}
+func (m *Mapper) mapUsers(s *Snapshot, d *Desired) (*userTable, error) {
+	us := s.Users
+	t := &userTable{keys: make([]string, len(us))}
+	byID := slices.ContainsFunc(s.Groups, func(g Group) bool { return g.Users != nil })
+	// Repeated ids: found among neighbours when the users come sorted by
+	// id (a source's usual order), else through the map by id.
+	sortedIDs := slices.IsSortedFunc(us, func(a, b User) int { return strings.Compare(a.ID, b.ID) })
+	if byID || !sortedIDs {
+		t.pos = make(map[string]int32, len(us))
+	}
 	// firstAt and shared find users that map to one key; only collisions
 	// get a list. Keys that are the ids themselves cannot collide: then
 	// firstAt is not needed.
@@ -266,10 +276,12 @@ func (m *Mapper) mapUsers(us []User, d *Desired) (*userTable, error) {
 		if u.ID == "" {
 			return nil, fmt.Errorf("snapshot: a user (upn %q) has no id", u.UPN)
 		}
-		if _, seen := t.pos[u.ID]; seen {
+		if _, seen := t.pos[u.ID]; seen || (sortedIDs && i > 0 && us[i-1].ID == u.ID) {
 			return nil, fmt.Errorf("snapshot: user id %q appears twice", u.ID)
 		}
-		t.pos[u.ID] = int32(i)
+		if t.pos != nil {
+			t.pos[u.ID] = int32(i)
+		}
 		skip := func(reason, detail string) {
 			d.Skipped = append(d.Skipped, Skip{Kind: "user", ID: u.ID, Name: u.UPN, Reason: reason, Detail: detail})
 		}
@@ -510,17 +522,23 @@ func (d *Desired) dropObjects(details map[string]string, reason string) {
 
 // grouplessUsers returns the OpenFGA ids of users that no group of the
 // snapshot lists as a member, filtered groups included.
-func grouplessUsers(s *Snapshot, keys []string) map[string]bool {
-	listed := make(map[string]bool, len(s.Users))
-	for _, g := range s.Groups {
+func grouplessUsers(s *Snapshot, users *userTable) map[string]bool {
+	listed := make([]bool, len(s.Users))
+	for i := range s.Groups {
+		g := &s.Groups[i]
 		for _, id := range g.Users {
-			listed[id] = true
+			if p, ok := users.pos[id]; ok {
+				listed[p] = true
+			}
+		}
+		for _, p := range g.UserIndexes {
+			listed[p] = true
 		}
 	}
 	out := map[string]bool{}
-	for i, u := range s.Users {
-		if keys[i] != "" && !listed[u.ID] {
-			out[keys[i]] = true
+	for i, key := range users.keys {
+		if key != "" && !listed[i] {
+			out[key] = true
 		}
 	}
 	return out

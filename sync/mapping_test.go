@@ -266,7 +266,11 @@ func TestMalformedSnapshotIsAnError(t *testing.T) {
 		{Groups: []Group{{ID: "", Name: "x"}}},
 		{Groups: []Group{{ID: "1", Name: "x"}, {ID: "1", Name: "y"}}},
 		{Users: []User{{ID: "a"}, {ID: "a"}}},
+		{Users: []User{{ID: "b"}, {ID: "a"}, {ID: "b"}}},
 		{Users: []User{{ID: ""}}},
+		{Users: []User{{ID: "a"}}, Groups: []Group{{ID: "1", Name: "x", UserIndexes: []int32{1}}}},
+		{Users: []User{{ID: "a"}}, Groups: []Group{{ID: "1", Name: "x", UserIndexes: []int32{-1}}}},
+		{Users: []User{{ID: "a"}, {ID: "b"}}, Groups: []Group{{ID: "1", Name: "x", Users: []string{"a"}, UserIndexes: []int32{1}}}},
 	} {
 		if _, err := m.Map(s); err == nil {
 			t.Errorf("no error for %+v", s)

@@ -11,6 +11,7 @@ import "strings"
 // users by; the engine then keeps only the users whose key or id is the
 // name. A group matches by id or display name.
 func SliceSnapshot(full *Snapshot, s Slice) *Snapshot {
+	full = full.WithUserIDs() // the slice edits groups' user lists
 	groups := make(map[string]*Group, len(full.Groups))
 	parents := map[string][]string{}
 	for i := range full.Groups {
