@@ -148,23 +148,29 @@ func (w *stateWriter) applyGroups(entries []models.Groupable) int {
 	}
 	for id, es := range edits {
 		if rec := w.st.groups[id]; rec != nil && rec.flags&gComplete != 0 {
-			rec.applyEdits(es)
+			rec.applyEdits(&w.st.ids, es)
 		}
 	}
 	return len(changed)
 }
 
-// applyEdits merges member changes into the sorted member lists.
-func (g *groupRec) applyEdits(es map[string]memberChange) {
-	var addU, addG []string
+// applyEdits merges member changes into the sorted member lists; users
+// new to the state get a place in ids.
+func (g *groupRec) applyEdits(ids *idTable, es map[string]memberChange) {
+	var addU []int32
+	var addG []string
 	var addO []otherRef
+	dropU := map[int32]bool{}
 	for id, e := range es {
+		if i, ok := ids.find(id); ok {
+			dropU[i] = true
+		}
 		if !e.present {
 			continue
 		}
 		switch e.kind {
 		case "user":
-			addU = append(addU, id)
+			addU = append(addU, ids.intern(id))
 		case "group":
 			addG = append(addG, id)
 		default:
@@ -175,14 +181,14 @@ func (g *groupRec) applyEdits(es map[string]memberChange) {
 	slices.Sort(addG)
 	slices.SortFunc(addO, func(a, b otherRef) int { return cmp.Compare(a.id, b.id) })
 	drop := func(id string) bool { _, touched := es[id]; return touched }
-	g.users = mergeSorted(g.users, addU, drop, func(s string) string { return s })
+	g.users = mergeSorted(g.users, addU, func(i int32) bool { return dropU[i] }, func(i int32) int32 { return i })
 	g.groups = mergeSorted(g.groups, addG, drop, func(s string) string { return s })
 	g.others = mergeSorted(g.others, addO, drop, func(o otherRef) string { return o.id })
 }
 
-// mergeSorted returns list without the ids drop says, with adds merged in;
-// both inputs are sorted by key, and so is the result.
-func mergeSorted[T any](list, adds []T, drop func(string) bool, key func(T) string) []T {
+// mergeSorted returns list without the keys drop says, with adds merged
+// in; both inputs are sorted by key, and so is the result.
+func mergeSorted[T any, K cmp.Ordered](list, adds []T, drop func(K) bool, key func(T) K) []T {
 	out := make([]T, 0, len(list)+len(adds))
 	i, j := 0, 0
 	for i < len(list) || j < len(adds) {

@@ -51,7 +51,7 @@ func (s *Source) readFull(ctx context.Context) (*gsync.Snapshot, *deltaState, er
 		}
 		rec := &groupRec{name: l.name, flags: flagsOf(l.props)}
 		if r.requested[l.id] {
-			rec.setMembers(g, r.otherIDs[l.id])
+			rec.setMembers(&st.ids, g, r.otherIDs[l.id])
 		}
 		st.groups[l.id] = rec
 	}
@@ -60,7 +60,7 @@ func (s *Source) readFull(ctx context.Context) (*gsync.Snapshot, *deltaState, er
 			// A subgroup outside the group filter: its members were read,
 			// its kind is not known.
 			rec := &groupRec{name: g.Name}
-			rec.setMembers(g, r.otherIDs[id])
+			rec.setMembers(&st.ids, g, r.otherIDs[id])
 			st.groups[id] = rec
 		}
 	}
@@ -71,8 +71,8 @@ func (s *Source) readFull(ctx context.Context) (*gsync.Snapshot, *deltaState, er
 }
 
 // setMembers fills a record from a group as read, and marks it complete.
-func (g *groupRec) setMembers(read *gsync.Group, others []otherRef) {
-	g.users = sortedUnique(read.Users)
+func (g *groupRec) setMembers(ids *idTable, read *gsync.Group, others []otherRef) {
+	g.users = ids.internAll(read.Users)
 	g.groups = sortedUnique(read.Groups)
 	g.others = slices.Clone(others)
 	slices.SortFunc(g.others, func(a, b otherRef) int { return cmp.Compare(a.id, b.id) })
@@ -82,8 +82,7 @@ func (g *groupRec) setMembers(read *gsync.Group, others []otherRef) {
 
 // sortedUnique sorts s in place (the order of a group's members means
 // nothing) and returns it, capped so that no append can reach it, when it
-// holds no duplicates: the state then shares the snapshot's member lists
-// instead of holding a second copy of every membership.
+// holds no duplicates.
 func sortedUnique(s []string) []string {
 	if len(s) == 0 {
 		return nil

@@ -98,7 +98,7 @@ func (w *stateWriter) missing(list []listed) (props, members, users []string) {
 			queue = append(queue, l.id)
 		}
 	}
-	userSeen := map[string]bool{}
+	userSeen := make([]bool, len(w.st.ids.ids))
 	for len(queue) > 0 {
 		id := queue[0]
 		queue = queue[1:]
@@ -120,12 +120,12 @@ func (w *stateWriter) missing(list []listed) (props, members, users []string) {
 		if !w.st.usersTracked {
 			continue
 		}
-		for _, u := range rec.users {
-			if userSeen[u] {
+		for _, ix := range rec.users {
+			if userSeen[ix] {
 				continue
 			}
-			userSeen[u] = true
-			if (w.st.users[u] == nil && !w.goneUsers[u]) || w.staleUsers[u] {
+			userSeen[ix] = true
+			if u := w.st.ids.at(ix); (w.st.users[u] == nil && !w.goneUsers[u]) || w.staleUsers[u] {
 				users = append(users, u)
 			}
 		}
@@ -161,7 +161,7 @@ func (w *stateWriter) readMembers(ctx context.Context, ids []string) error {
 			w.goneGroups[id] = true
 			continue
 		}
-		w.group(id).setMembers(g, r.otherIDs[id])
+		w.group(id).setMembers(&w.st.ids, g, r.otherIDs[id])
 		// Nested groups the state never saw: their names come with them.
 		for _, sub := range g.Groups {
 			if w.st.groups[sub] == nil && r.groups[sub] != nil && !w.goneGroups[sub] {
@@ -187,14 +187,14 @@ func (w *stateWriter) pruneUsers() {
 	if !w.st.usersTracked || len(w.st.users) == 0 {
 		return
 	}
-	used := make(map[string]bool, len(w.st.users))
+	used := make([]bool, len(w.st.ids.ids))
 	for _, g := range w.st.groups {
 		for _, u := range g.users {
 			used[u] = true
 		}
 	}
 	for id := range w.st.users {
-		if !used[id] {
+		if i, ok := w.st.ids.find(id); !ok || !used[i] {
 			delete(w.st.users, id)
 		}
 	}
@@ -221,10 +221,11 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 			queue = append(queue, l.id)
 		}
 	}
-	// The users the snapshot lists: ids first, records once sorted, so
-	// that a hundred thousand users are one slice, not as many pointers.
-	usersOut := map[string]bool{}
-	var userIDs []string
+	// The users the snapshot lists: their places in the state's table
+	// first, records once sorted by id, so that a hundred thousand users
+	// are one slice, not as many pointers.
+	reached := make([]bool, len(w.st.ids.ids))
+	var userPos []int32
 	snap := &gsync.Snapshot{Skipped: slices.Clone(w.skips)}
 	noEnabled := 0
 	for len(queue) > 0 {
@@ -234,17 +235,13 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 		if rec == nil || rec.flags&gComplete == 0 {
 			continue // gone (resolved as deleted)
 		}
-		// The snapshot shares the record's member list (records are never
-		// modified in place) unless a member is gone: a million memberships
-		// are then held once, not twice.
-		g.Users = rec.users[:len(rec.users):len(rec.users)]
-		if w.st.usersTracked && slices.ContainsFunc(rec.users, func(u string) bool { return w.st.users[u] == nil }) {
-			g.Users = slices.DeleteFunc(slices.Clone(rec.users), func(u string) bool { return w.st.users[u] == nil }) // deleted: no longer members
-		}
-		for _, u := range g.Users {
-			if !usersOut[u] {
-				usersOut[u] = true
-				userIDs = append(userIDs, u)
+		// Places in the state's table for now; numbered as the
+		// snapshot's users below.
+		g.UserIndexes = rec.users
+		for _, u := range rec.users {
+			if !reached[u] && (!w.st.usersTracked || w.st.users[w.st.ids.at(u)] != nil) { // else deleted: no longer a member
+				reached[u] = true
+				userPos = append(userPos, u)
 			}
 		}
 		for _, sub := range rec.groups {
@@ -283,14 +280,35 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 				Detail: "members that are neither users nor groups: " + strings.Join(parts, ", ")})
 		}
 	}
+	slices.SortFunc(userPos, func(a, b int32) int { return strings.Compare(w.st.ids.at(a), w.st.ids.at(b)) })
+	// The groups list their users as places in snap.Users (4 bytes each,
+	// where an id takes 16): numbered from the table's places here.
+	number := make([]int32, len(reached)) // the user's place in snap.Users, plus one
+	for k, u := range userPos {
+		number[u] = int32(k) + 1
+	}
+	reached = nil
 	for _, g := range groupsOut {
+		var users []int32
+		if len(g.UserIndexes) > 0 {
+			users = make([]int32, 0, len(g.UserIndexes))
+		}
+		for _, u := range g.UserIndexes {
+			if k := number[u]; k > 0 {
+				users = append(users, k-1)
+			}
+		}
+		if len(users) == 0 {
+			users = nil
+		}
+		g.UserIndexes = users
 		snap.Groups = append(snap.Groups, *g)
 	}
+	number = nil
 	sort.Slice(snap.Groups, func(i, j int) bool { return snap.Groups[i].ID < snap.Groups[j].ID })
-	usersOut = nil
-	slices.Sort(userIDs)
-	snap.Users = make([]gsync.User, len(userIDs))
-	for i, id := range userIDs {
+	snap.Users = make([]gsync.User, len(userPos))
+	for i, u := range userPos {
+		id := w.st.ids.at(u)
 		var ur *userRec
 		if w.st.usersTracked {
 			ur = w.st.users[id]

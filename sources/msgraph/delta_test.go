@@ -116,7 +116,10 @@ func (p *pair) compare(got, want *gsync.Snapshot, info gsync.SourceRead) {
 func normalize(s *gsync.Snapshot, tracked bool) *gsync.Snapshot {
 	c := &gsync.Snapshot{}
 	for _, g := range s.Groups {
-		g.Users, g.Groups = slices.Sorted(slices.Values(g.Users)), slices.Sorted(slices.Values(g.Groups))
+		// By id, whichever form the source gave: a full read lists users
+		// by id, the delta state's view by index.
+		g.Users, g.UserIndexes = slices.Sorted(slices.Values(s.UserIDs(&g))), nil
+		g.Groups = slices.Sorted(slices.Values(g.Groups))
 		c.Groups = append(c.Groups, g)
 	}
 	for _, u := range s.Users {

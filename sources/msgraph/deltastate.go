@@ -2,6 +2,7 @@ package msgraph
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -31,9 +32,12 @@ const (
 )
 
 type groupRec struct {
-	name   string
-	flags  groupFlags
-	users  []string   // sorted
+	name  string
+	flags groupFlags
+	// users are positions in the state's idTable, ascending: 4 bytes a
+	// membership where an id string takes 16 (a million memberships at a
+	// large tenant).
+	users  []int32
 	groups []string   // sorted
 	others []otherRef // sorted by id
 }
@@ -65,6 +69,7 @@ type deltaState struct {
 	linkAt       time.Time // when the delta links were issued
 	groups       map[string]*groupRec
 	users        map[string]*userRec // empty unless usersTracked
+	ids          idTable             // what groupRec.users index
 }
 
 // clone copies the maps, not the records.
@@ -75,7 +80,72 @@ func (st *deltaState) clone() *deltaState {
 	if c.users == nil {
 		c.users = map[string]*userRec{}
 	}
+	c.ids = st.ids.clone()
 	return &c
+}
+
+// idTable holds each member id once; member lists hold positions in it.
+// Ids are only ever appended, so a position means the same id in every
+// clone of a state.
+type idTable struct {
+	ids []string
+	// ids[:sorted] are ascending (a decoded state's table) and found by
+	// binary search; ids appended after them are found through added.
+	sorted int
+	added  map[string]int32
+}
+
+// clone shares the ids so far; the clone's appends never reach the
+// original's.
+func (t *idTable) clone() idTable {
+	return idTable{ids: slices.Clip(t.ids), sorted: t.sorted, added: maps.Clone(t.added)}
+}
+
+func (t *idTable) at(i int32) string { return t.ids[i] }
+
+// find returns id's position, if it has one.
+func (t *idTable) find(id string) (int32, bool) {
+	if i, ok := slices.BinarySearch(t.ids[:t.sorted], id); ok {
+		return int32(i), true
+	}
+	i, ok := t.added[id]
+	return i, ok
+}
+
+// intern returns id's position, appending it when it has none.
+func (t *idTable) intern(id string) int32 {
+	if i, ok := t.find(id); ok {
+		return i
+	}
+	if t.added == nil {
+		t.added = map[string]int32{}
+	}
+	i := int32(len(t.ids))
+	t.ids = append(t.ids, id)
+	t.added[id] = i
+	return i
+}
+
+// internAll returns the positions of ids, ascending and without repeats.
+func (t *idTable) internAll(ids []string) []int32 {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = t.intern(id)
+	}
+	slices.Sort(out)
+	return slices.Clip(slices.Compact(out))
+}
+
+// memberIDs returns the ids of g's users.
+func (st *deltaState) memberIDs(g *groupRec) []string {
+	out := make([]string, len(g.users))
+	for i, u := range g.users {
+		out[i] = st.ids.at(u)
+	}
+	return out
 }
 
 func (g *groupRec) clone() *groupRec { c := *g; return &c }

@@ -91,7 +91,7 @@ func (st *deltaState) encode() ([]byte, error) {
 	for id, g := range st.groups {
 		add(id)
 		for _, m := range g.users {
-			add(m)
+			add(st.ids.at(m))
 		}
 		for _, m := range g.groups {
 			add(m)
@@ -107,7 +107,7 @@ func (st *deltaState) encode() ([]byte, error) {
 			attrSet[a] = struct{}{}
 		}
 	}
-	ids := slices.Sorted(maps.Keys(index))
+	ids := sortedKeys(index)
 	for i, id := range ids {
 		index[id] = uint64(i)
 	}
@@ -120,8 +120,7 @@ func (st *deltaState) encode() ([]byte, error) {
 		attrIx[a] = uint64(i)
 	}
 
-	gids := slices.Sorted(maps.Keys(st.groups))
-	uids := slices.Sorted(maps.Keys(st.users))
+	gids, uids := sortedKeys(st.groups), sortedKeys(st.users)
 	// positions writes the ascending table positions of ids (sorted), as
 	// gaps after the first.
 	positions := func(w *sectionWriter, ids []string, each func(id string)) {
@@ -142,6 +141,24 @@ func (st *deltaState) encode() ([]byte, error) {
 	ascending := func(w *sectionWriter, list []string) {
 		w.uvarint(uint64(len(list)))
 		positions(w, list, nil)
+	}
+	// A group's users, as positions in the written table: the state's
+	// table has its own order (ids appended since it was read come last).
+	var scratch []uint64
+	userPositions := func(w *sectionWriter, users []int32) {
+		scratch = scratch[:0]
+		for _, u := range users {
+			scratch = append(scratch, index[st.ids.at(u)])
+		}
+		slices.Sort(scratch)
+		w.uvarint(uint64(len(scratch)))
+		for i, ix := range scratch {
+			if i == 0 {
+				w.uvarint(ix)
+			} else {
+				w.uvarint(ix - scratch[i-1])
+			}
+		}
 	}
 	// The sections, in order; each is written into one buffer and on into
 	// the compressor before the next, so that only one section (not all
@@ -215,7 +232,7 @@ func (st *deltaState) encode() ([]byte, error) {
 				if g.flags&gComplete == 0 {
 					continue
 				}
-				ascending(gmembers, g.users)
+				userPositions(gmembers, g.users)
 				ascending(gmembers, g.groups)
 				gmembers.uvarint(uint64(len(g.others)))
 				ol := uint64(0)
@@ -281,6 +298,17 @@ func (st *deltaState) encode() ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// sortedKeys is slices.Sorted(maps.Keys(m)) made at its size: grown by
+// appends, the keys of a 100k-user state took 7 MB at the encoder's peak.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // userFlagsOut is a user's flags as encoded: uMailIsUPN when its mail is
@@ -432,6 +460,7 @@ func decodeState(data []byte) (*deltaState, error) {
 			break
 		}
 	}
+	st.ids = idTable{ids: ids, sorted: len(ids)}
 	id := func(r *sectionReader, ix uint64) string {
 		if ix >= uint64(len(ids)) {
 			r.fail(fmt.Errorf("id index %d out of range", ix))
@@ -439,12 +468,13 @@ func decodeState(data []byte) (*deltaState, error) {
 		}
 		return ids[ix]
 	}
-	ascending := func(r *sectionReader) []string {
+	// positions reads an ascending list of table positions.
+	positions := func(r *sectionReader) []int32 {
 		n := r.count(1)
 		if n == 0 {
 			return nil
 		}
-		out := make([]string, n)
+		out := make([]int32, n)
 		ix := uint64(0)
 		for i := range out {
 			d := r.uvarint()
@@ -452,7 +482,22 @@ func decodeState(data []byte) (*deltaState, error) {
 				r.fail(errors.New("member list not ascending"))
 			}
 			ix += d
-			out[i] = id(r, ix)
+			if ix >= uint64(len(ids)) {
+				r.fail(fmt.Errorf("id index %d out of range", ix))
+				return nil
+			}
+			out[i] = int32(ix)
+		}
+		return out
+	}
+	ascending := func(r *sectionReader) []string {
+		ps := positions(r)
+		if ps == nil {
+			return nil
+		}
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = ids[p]
 		}
 		return out
 	}
@@ -467,7 +512,8 @@ func decodeState(data []byte) (*deltaState, error) {
 		ix += d
 		g := &groupRec{flags: groupFlags(gmeta.byte()), name: gnames.str()}
 		if g.flags&gComplete != 0 {
-			g.users, g.groups = ascending(gmembers), ascending(gmembers)
+			// The users index the table as read: it is the state's.
+			g.users, g.groups = positions(gmembers), ascending(gmembers)
 			if no := gmembers.count(2); no > 0 {
 				g.others = make([]otherRef, no)
 				oi := uint64(0)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
-	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -45,7 +44,7 @@ func docOf(st *deltaState) stateDoc {
 	d := stateDoc{Fingerprint: st.fingerprint, GroupsLink: st.groupsLink, UsersLink: st.usersLink, UsersTracked: st.usersTracked,
 		FullAt: st.fullAt, LinkAt: st.linkAt, Groups: make(map[string]groupDoc, len(st.groups)), Users: make(map[string]userDoc, len(st.users))}
 	for id, g := range st.groups {
-		gd := groupDoc{Name: g.name, Flags: uint8(g.flags), Users: g.users, Groups: g.groups}
+		gd := groupDoc{Name: g.name, Flags: uint8(g.flags), Users: st.memberIDs(g), Groups: g.groups}
 		for _, o := range g.others {
 			gd.Others = append(gd.Others, [2]string{o.id, o.kind})
 		}
@@ -61,7 +60,7 @@ func (d stateDoc) state() *deltaState {
 	st := &deltaState{fingerprint: d.Fingerprint, groupsLink: d.GroupsLink, usersLink: d.UsersLink, usersTracked: d.UsersTracked,
 		fullAt: d.FullAt, linkAt: d.LinkAt, groups: make(map[string]*groupRec, len(d.Groups)), users: make(map[string]*userRec, len(d.Users))}
 	for id, g := range d.Groups {
-		rec := &groupRec{name: g.Name, flags: groupFlags(g.Flags), users: g.Users, groups: g.Groups}
+		rec := &groupRec{name: g.Name, flags: groupFlags(g.Flags), users: st.ids.internAll(g.Users), groups: g.Groups}
 		for _, o := range g.Others {
 			rec.others = append(rec.others, otherRef{id: o[0], kind: o[1]})
 		}
@@ -106,7 +105,7 @@ func internedOf(st *deltaState) internedDoc {
 	seen, kinds := map[string]bool{}, map[string]bool{}
 	for id, g := range st.groups {
 		seen[id] = true
-		for _, m := range g.users {
+		for _, m := range st.memberIDs(g) {
 			seen[m] = true
 		}
 		for _, m := range g.groups {
@@ -139,7 +138,7 @@ func internedOf(st *deltaState) internedDoc {
 	}
 	for _, id := range slices.Sorted(maps.Keys(st.groups)) {
 		g := st.groups[id]
-		ig := internedGroup{ID: ix[id], Name: g.name, Flags: uint8(g.flags), Users: gaps(g.users), Groups: gaps(g.groups)}
+		ig := internedGroup{ID: ix[id], Name: g.name, Flags: uint8(g.flags), Users: gaps(slices.Sorted(slices.Values(st.memberIDs(g)))), Groups: gaps(g.groups)}
 		for _, o := range g.others {
 			ig.Others = append(ig.Others, [2]uint32{ix[o.id], kx[o.kind]})
 		}
@@ -168,7 +167,7 @@ func (d internedDoc) state() *deltaState {
 		return out
 	}
 	for _, g := range d.Groups {
-		rec := &groupRec{name: g.Name, flags: groupFlags(g.Flags), users: ids(g.Users), groups: ids(g.Groups)}
+		rec := &groupRec{name: g.Name, flags: groupFlags(g.Flags), users: st.ids.internAll(ids(g.Users)), groups: ids(g.Groups)}
 		for _, o := range g.Others {
 			rec.others = append(rec.others, otherRef{id: d.IDs[o[0]], kind: d.Kinds[o[1]]})
 		}
@@ -302,7 +301,7 @@ func TestStandardStateCodecsRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		back, err := c.decodeState(data)
-		if err != nil || !reflect.DeepEqual(back.groups, st.groups) || !reflect.DeepEqual(back.users, st.users) {
+		if err != nil || !sameState(back, st) {
 			t.Fatalf("%s: round trip: %v", c.name, err)
 		}
 	}

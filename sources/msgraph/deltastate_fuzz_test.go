@@ -19,6 +19,7 @@ import (
 // a mail that is the UPN and one that is not.
 func seedState(t testing.TB) []byte {
 	t.Helper()
+	var ids idTable
 	st := &deltaState{
 		fingerprint:  "fp-0123",
 		groupsLink:   "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=abc",
@@ -27,9 +28,9 @@ func seedState(t testing.TB) []byte {
 		fullAt:       time.Unix(1_900_000_000, 0),
 		linkAt:       time.Unix(1_900_000_100, 5),
 		groups: map[string]*groupRec{
-			gA: {name: "Team A", flags: gKnown | gComplete | gSecurity, users: []string{u1, u2}, groups: []string{gB},
+			gA: {name: "Team A", flags: gKnown | gComplete | gSecurity, users: ids.internAll([]string{u1, u2}), groups: []string{gB},
 				others: []otherRef{{id: "device-1", kind: "device"}}},
-			gB: {name: "Team B", flags: gKnown | gComplete | gUnified | gMail, users: []string{u3}},
+			gB: {name: "Team B", flags: gKnown | gComplete | gUnified | gMail, users: ids.internAll([]string{u3})},
 			gC: {name: "Distribution", flags: gKnown | gMail},
 		},
 		users: map[string]*userRec{
@@ -39,6 +40,7 @@ func seedState(t testing.TB) []byte {
 			u3: {upn: "u3@contoso.example", flags: uEnabledKnown},
 		},
 	}
+	st.ids = ids
 	data, err := st.encode()
 	if err != nil {
 		t.Fatal(err)
