@@ -257,7 +257,7 @@ func (t *userTable) isUser(id string) bool { _, ok := t.pos[id]; return ok }
 func (m *Mapper) mapUsers(s *Snapshot, d *Desired) (*userTable, error) {
 	us := s.Users
 	t := &userTable{keys: make([]string, len(us))}
-	byID := slices.ContainsFunc(s.Groups, func(g Group) bool { return g.Users != nil })
+	byID := slices.ContainsFunc(s.Groups, func(g Group) bool { return len(g.Users) > 0 })
 	// Repeated ids: found among neighbours when the users come sorted by
 	// id (a source's usual order), else through the map by id.
 	sortedIDs := slices.IsSortedFunc(us, func(a, b User) int { return strings.Compare(a.ID, b.ID) })

@@ -338,3 +338,19 @@ func TestLongNonASCIIGroupNameIsSynced(t *testing.T) {
 		t.Fatalf("tuples %q", tupleStrings(d.Members.Tuples()))
 	}
 }
+
+// A snapshot with a user index past its users: cutting a slice from it
+// does not panic, and the mapping refuses it, naming the group; an empty
+// index list beside ids is not both forms.
+func TestBadUserIndexInASlice(t *testing.T) {
+	bad := &Snapshot{Users: []User{{ID: "a"}}, Groups: []Group{{ID: "g1", Name: "x", UserIndexes: []int32{0, 7}}}}
+	sl := SliceSnapshot(bad, Slice{Groups: []string{"x"}})
+	m, _ := NewMapper(mapping(nil))
+	if _, err := m.Map(sl); err == nil || !strings.Contains(err.Error(), `"g1"`) {
+		t.Fatalf("Map of a slice with a bad index: %v", err)
+	}
+	ok := &Snapshot{Users: []User{{ID: "a"}}, Groups: []Group{{ID: "g1", Name: "x", Users: []string{"a"}, UserIndexes: []int32{}}}}
+	if d, err := m.Map(ok); err != nil || d.Members.Len() != 1 {
+		t.Fatalf("ids beside an empty index list: %v", err)
+	}
+}

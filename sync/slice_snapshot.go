@@ -11,6 +11,9 @@ import "strings"
 // users by; the engine then keeps only the users whose key or id is the
 // name. A group matches by id or display name.
 func SliceSnapshot(full *Snapshot, s Slice) *Snapshot {
+	if full.checkUserIndexes() != nil {
+		return full // malformed: the mapping refuses it, naming the group
+	}
 	full = full.WithUserIDs() // the slice edits groups' user lists
 	groups := make(map[string]*Group, len(full.Groups))
 	parents := map[string][]string{}

@@ -100,10 +100,10 @@ func (s *Snapshot) WithUserIDs() *Snapshot {
 func (s *Snapshot) checkUserIndexes() error {
 	for i := range s.Groups {
 		g := &s.Groups[i]
-		if g.UserIndexes == nil {
+		if len(g.UserIndexes) == 0 {
 			continue
 		}
-		if g.Users != nil {
+		if len(g.Users) > 0 {
 			return fmt.Errorf("snapshot: group %q lists its users both by id and by index", g.ID)
 		}
 		for _, u := range g.UserIndexes {
