@@ -119,7 +119,7 @@ func decodeTargetState(data []byte) (*targetState, error) {
 	}
 	// Inflated into the decoder, not into a buffer of its own. (The
 	// decoder still holds the whole JSON value while it decodes it: at a
-	// large tenant ~10 MB for a moment, early in a run, before its peak.)
+	// large tenant ~7 MB for a moment, early in a run, before its peak.)
 	var s targetState
 	dec := json.NewDecoder(io.LimitReader(zr, 1<<30))
 	dec.DisallowUnknownFields()
