@@ -741,6 +741,11 @@ func (d *Daemon) summary(o Outcome, rep *gsync.Report, err error, c counters) {
 	if errors.As(err, &guard) && guard.Trip != nil {
 		fields = append(fields, zap.String("guard", guard.Trip.Guard))
 	}
+	if rep != nil && rep.Result != nil {
+		for _, w := range rep.Result.Warnings {
+			d.log.Warn(w, zap.String("trigger", o.Trigger))
+		}
+	}
 	switch o.Result {
 	case metrics.ResultOK:
 		d.log.Info("run finished", fields...)

@@ -36,6 +36,9 @@ type ApplyResult struct {
 	Deleted  int          `json:"deleted"`
 	Failed   []TupleError `json:"failed,omitempty"`
 	Requests int          `json:"write_requests"`
+	// Warnings are what the sink noticed that the operator should change
+	// (a setting the target refuses, worked around at a cost).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // TupleError is a tuple a sink could not write, with the reason.

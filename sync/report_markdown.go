@@ -68,6 +68,9 @@ func (r *Report) renderMarkdown(w io.Writer) error {
 		for _, f := range res.Failed {
 			fmt.Fprintf(b, "- failed %s `%s`: %s\n", f.Op, f.Tuple, mdEscape(f.Error))
 		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(b, "- warning: %s\n", mdEscape(w))
+		}
 	}
 	_, err := io.WriteString(w, fitComment(b.String(), detailsAt, details))
 	return err

@@ -161,6 +161,9 @@ func (r *Report) renderText(w io.Writer) error {
 		for _, f := range res.Failed {
 			fmt.Fprintf(b, "  failed %s %s: %s\n", f.Op, f.Tuple, f.Error)
 		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(b, "  warning: %s\n", w)
+		}
 	}
 	return b.Flush()
 }

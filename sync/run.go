@@ -185,6 +185,9 @@ func (e *Engine) apply(ctx context.Context, p *Plan) (ApplyResult, error) {
 	res.Deleted += del.Deleted
 	res.Requests += del.Requests
 	res.Failed = append(res.Failed, del.Failed...)
+	res.Warnings = append(res.Warnings, del.Warnings...)
+	slices.Sort(res.Warnings)
+	res.Warnings = slices.Compact(res.Warnings)
 	if err == nil && len(p.Releases) > 0 {
 		failed := map[string]bool{}
 		for _, f := range del.Failed {

@@ -124,7 +124,11 @@ func moreScenarios() []scenario {
 				if rejected == 0 {
 					t.Error("no write was rejected: the limit was not exercised")
 				}
-				return fmt.Sprintf("exit 0: each rejected chunk (%d) is split in halves that fit, silently: nothing names the server's limit, so every run pays the rejected requests (open: sinks/openfga/apply.go should recognize exceeded_entity_limit and say to lower max_tuples_per_write)", rejected)
+				want := "set it to at most 3 (the largest write it took)"
+				if rep == nil || rep.Result == nil || len(rep.Result.Warnings) != 1 || !strings.Contains(rep.Result.Warnings[0], want) {
+					t.Errorf("the report does not say what to set max_tuples_per_write to (%q): %+v", want, rep)
+				}
+				return fmt.Sprintf("exit 0: the refused chunks (%d) are split in halves that fit, and later chunks split before they are sent; the report warns: openfga.max_tuples_per_write is 5, set it to at most 3", rejected)
 			}},
 		{name: "model replaced mid-run", fault: "while the lease is taken, a new model without the group#member relation becomes the store's latest",
 			mutate: change,

@@ -43,6 +43,9 @@ func (s *Sink) Apply(ctx context.Context, changes gsync.Changes) (gsync.ApplyRes
 	a.phase(ctx, opDelete, changes.Deletes)
 
 	res := a.res
+	if w := a.limitWarning(); w != "" {
+		res.Warnings = append(res.Warnings, w)
+	}
 	if len(a.fails) == 0 {
 		return res, nil
 	}
@@ -78,6 +81,10 @@ type applier struct {
 	mu    sync.Mutex
 	res   gsync.ApplyResult
 	fails []failure
+
+	// limited: a write of this Apply was refused as too large, or split
+	// to fit what the sink learned of the server's limit.
+	limited atomic.Bool
 
 	progress   func(WriteProgress) // nil: nobody listens
 	progressMu sync.Mutex          // keeps the reports in order of Done
@@ -157,6 +164,13 @@ func (a *applier) phase(ctx context.Context, op string, tuples []gsync.Tuple) {
 
 // write sends one chunk, bisecting it when the server rejects its content.
 func (a *applier) write(ctx context.Context, op string, tuples []gsync.Tuple) {
+	if lim := a.s.writeLimit.max.Load(); lim > 0 && int64(len(tuples)) > lim {
+		a.limited.Store(true)
+		half := len(tuples) / 2
+		a.write(ctx, op, tuples[:half])
+		a.write(ctx, op, tuples[half:])
+		return
+	}
 	s := a.s
 	body := fga.WriteRequest{AuthorizationModelId: fga.PtrString(s.modelID)}
 	if op == opAdd {
@@ -177,6 +191,13 @@ func (a *applier) write(ctx context.Context, op string, tuples []gsync.Tuple) {
 	_, err := call(ctx, &s.conn, "Write", s.storeID, &requests, func(ctx context.Context) (map[string]any, *http.Response, error) {
 		return s.api.Write(ctx, s.storeID).Body(body).Execute()
 	})
+	var e *Error
+	if errors.As(err, &e) && e.Code == "exceeded_entity_limit" && len(tuples) > 1 {
+		a.limited.Store(true)
+		a.s.writeLimit.refusedAt(len(tuples))
+	} else if err == nil {
+		a.s.writeLimit.took(len(tuples))
+	}
 	a.mu.Lock()
 	a.res.Requests += requests
 	if err == nil {
@@ -191,8 +212,7 @@ func (a *applier) write(ctx context.Context, op string, tuples []gsync.Tuple) {
 		return
 	}
 
-	var e *Error
-	if errors.As(err, &e) && len(tuples) > 1 && ctx.Err() == nil && tupleLevel(e) {
+	if e != nil && len(tuples) > 1 && ctx.Err() == nil && tupleLevel(e) {
 		half := len(tuples) / 2
 		a.write(ctx, op, tuples[:half])
 		a.write(ctx, op, tuples[half:])
@@ -203,6 +223,51 @@ func (a *applier) write(ctx context.Context, op string, tuples []gsync.Tuple) {
 		msg = e.reason()
 	}
 	a.failed(op, tuples, err, msg)
+}
+
+// writeLimit is what OpenFGA's refusals (400 exceeded_entity_limit) taught
+// a sink about its limit of tuples per write. It lasts as long as the
+// sink: chunks above it are split before they are sent, so a daemon pays
+// for a too-high openfga.max_tuples_per_write once, not in every run.
+type writeLimit struct {
+	max             atomic.Int64 // the smallest refused size, minus one; 0: none refused
+	mu              sync.Mutex
+	refused, fitted int // the smallest refused size, the largest taken since
+}
+
+func (l *writeLimit) refusedAt(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.refused == 0 || n < l.refused {
+		l.refused = n
+		l.max.Store(int64(n - 1))
+	}
+}
+
+func (l *writeLimit) took(n int) {
+	if l.max.Load() == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fitted = max(l.fitted, n)
+}
+
+// limitWarning says, when a write of this Apply was refused as too large
+// or split to fit, what to set openfga.max_tuples_per_write to.
+func (a *applier) limitWarning() string {
+	if !a.limited.Load() {
+		return ""
+	}
+	l := &a.s.writeLimit
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fit := "a smaller value"
+	if l.fitted > 0 {
+		fit = fmt.Sprintf("at most %d (the largest write it took)", l.fitted)
+	}
+	return fmt.Sprintf("OpenFGA refused writes of %d tuples as over its limit (400 exceeded_entity_limit): openfga.max_tuples_per_write is %d, above the server's --max-tuples-per-write; set it to %s. Writes were split to fit, at the cost of more requests.",
+		l.refused, a.s.cfg.MaxTuplesPerWrite, fit)
 }
 
 func (a *applier) failed(op string, tuples []gsync.Tuple, err error, msg string) {

@@ -45,10 +45,11 @@ var (
 // authorization model. It is safe for concurrent use.
 type Sink struct {
 	conn
-	storeID   string
-	storeName string
-	modelID   string
-	model     fga.AuthorizationModel
+	storeID    string
+	storeName  string
+	modelID    string
+	model      fga.AuthorizationModel
+	writeLimit writeLimit // what refused writes taught it (apply.go)
 }
 
 // conn is a configured API client, before a store is chosen.

@@ -690,3 +690,47 @@ func TestTransportWrapper(t *testing.T) {
 		t.Errorf("with WithHTTPClient: %v, own %d, wrapped %d", err, own.n.Load(), wrapped.n.Load())
 	}
 }
+
+// A server that takes fewer tuples a write than openfga.max_tuples_per_write:
+// the refused chunk is split to fit, the sink remembers the limit (later
+// chunks, and a later Apply, are split before they are sent), and every
+// Apply that had to split says what to set the setting to.
+func TestApplyLearnsTheServersWriteLimit(t *testing.T) {
+	srv, storeID, cfg := setup(t, fgatest.WithMaxTuplesPerWrite(3))
+	cfg.MaxTuplesPerWrite = 5
+	cfg.MaxParallelWrites = 1
+	s := newSink(t, cfg)
+	refused := func() int {
+		n := 0
+		for _, w := range srv.Writes() {
+			if w.Status == 400 {
+				n++
+			}
+		}
+		return n
+	}
+	const want = "openfga.max_tuples_per_write is 5, above the server's --max-tuples-per-write; set it to at most 3"
+	first := users("group:a", 20)
+	res, err := s.Apply(t.Context(), gsync.Changes{Adds: first})
+	if err != nil || res.Added != 20 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], want) {
+		t.Fatalf("first Apply = %+v, %v", res, err)
+	}
+	if n := refused(); n != 1 {
+		t.Errorf("%d writes refused; after the first, chunks are split before they are sent", n)
+	}
+	second := users("group:b", 20)
+	res, err = s.Apply(t.Context(), gsync.Changes{Adds: second, Deletes: first})
+	if err != nil || res.Added != 20 || res.Deleted != 20 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], want) {
+		t.Fatalf("second Apply = %+v, %v", res, err)
+	}
+	if n := refused(); n != 1 {
+		t.Errorf("%d writes refused in all; the second Apply knew the limit", n)
+	}
+	wantTuples(t, srv.Tuples(t, storeID), second)
+	// A setting within the limit: no warning.
+	cfg.MaxTuplesPerWrite = 3
+	res, err = newSink(t, cfg).Apply(t.Context(), gsync.Changes{Adds: users("group:c", 7)})
+	if err != nil || len(res.Warnings) != 0 {
+		t.Fatalf("Apply within the limit = %+v, %v", res, err)
+	}
+}
