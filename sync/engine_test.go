@@ -413,3 +413,39 @@ type failingSource struct{}
 func (failingSource) Snapshot(context.Context) (*gsync.Snapshot, error) {
 	return nil, context.DeadlineExceeded
 }
+
+// committingSource records whether each read may be committed.
+type committingSource struct {
+	snapshotSource
+	willCommit []bool
+}
+
+func (s *committingSource) Snapshot(ctx context.Context) (*gsync.Snapshot, error) {
+	s.willCommit = append(s.willCommit, gsync.WillCommit(ctx))
+	return s.snap, nil
+}
+
+func (s *committingSource) Commit(context.Context) error { return nil }
+
+// A plan's source read is marked as one that is never committed (an
+// incremental source then keeps nothing pending); an apply's is not.
+func TestPlanReadsAreMarkedWithoutCommit(t *testing.T) {
+	e := newEnv(t, &gsync.Snapshot{Users: []gsync.User{{ID: "u1"}}, Groups: []gsync.Group{{ID: "g1", Name: "eng", Users: []string{"u1"}}}}, nil)
+	src := &committingSource{snapshotSource: *e.src}
+	sink, err := openfga.New(context.Background(), e.fga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := gsync.New(&config.Config{Mapping: e.mapping, OpenFGA: e.fga, Sync: e.settings}, src, openfga.NewTarget(sink), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, apply := range []bool{false, true} {
+		if _, err := eng.Run(context.Background(), apply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(src.willCommit, []bool{false, true}) {
+		t.Fatalf("WillCommit in the plan's and the apply's reads: %v, want [false true]", src.willCommit)
+	}
+}

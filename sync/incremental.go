@@ -17,6 +17,21 @@ type Committer interface {
 	Commit(ctx context.Context) error
 }
 
+type noCommitKey struct{}
+
+// WithoutCommit marks ctx as a run that will not commit what it reads (a
+// plan): an incremental source need not prepare its new state to save.
+func WithoutCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noCommitKey{}, true)
+}
+
+// WillCommit reports whether the run under ctx may commit the source's
+// new state: true unless WithoutCommit marked it.
+func WillCommit(ctx context.Context) bool {
+	no, _ := ctx.Value(noCommitKey{}).(bool)
+	return !no
+}
+
 // SourceRead says how a source read its snapshot, for logs and reports.
 type SourceRead struct {
 	// Mode is "full" or "incremental".

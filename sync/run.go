@@ -104,7 +104,7 @@ func (e *Engine) Run(ctx context.Context, apply bool) (*Report, error) {
 // of the rest.
 func (e *Engine) run(ctx context.Context, apply bool, plan func(context.Context) (*Plan, error), slice *Slice) (*Report, error) {
 	if !apply {
-		p, err := plan(ctx)
+		p, err := plan(WithoutCommit(ctx))
 		if err != nil {
 			return nil, err
 		}

@@ -110,8 +110,8 @@ func (s *Source) pend(st *deltaState) error {
 }
 
 // Commit saves the state of the last Snapshot. Call it only after the plan
-// built from that snapshot was applied; without delta, or after a failed
-// Snapshot, it does nothing.
+// built from that snapshot was applied; without delta, after a failed
+// Snapshot, or after one under gsync.WithoutCommit, it does nothing.
 func (s *Source) Commit(ctx context.Context) error {
 	p := s.pending
 	if p == nil {
@@ -164,8 +164,10 @@ func (s *Source) deltaSnapshot(ctx context.Context) (*gsync.Snapshot, error) {
 		if snap, next, err = s.readFull(ctx); err != nil {
 			return nil, err
 		}
-		if err := s.pend(next); err != nil {
-			return nil, err
+		if gsync.WillCommit(ctx) { // a plan never commits
+			if err := s.pend(next); err != nil {
+				return nil, err
+			}
 		}
 	}
 	s.lastRead = s.readSince(before, mode)

@@ -66,9 +66,12 @@ func (w *stateWriter) resolveAndView(ctx context.Context) (*gsync.Snapshot, erro
 	}
 	w.pruneUsers()
 	// Encoded before the snapshot is built: the encoder's buffers and the
-	// snapshot's users are then never held at once.
-	if err := s.pend(w.st); err != nil {
-		return nil, err
+	// snapshot's users are then never held at once. A plan never commits,
+	// so it skips the encoding.
+	if gsync.WillCommit(ctx) {
+		if err := s.pend(w.st); err != nil {
+			return nil, err
+		}
 	}
 	return w.view(list), nil
 }

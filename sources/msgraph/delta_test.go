@@ -391,6 +391,36 @@ func TestDeltaUncommittedReadsAreRepeated(t *testing.T) {
 	}
 }
 
+// A read for a plan (gsync.WithoutCommit) keeps nothing to commit, in an
+// incremental read and in a full one: a Commit after it saves nothing,
+// and the next read starts from the committed state.
+func TestDeltaPlanReadsKeepNothingPending(t *testing.T) {
+	ctx := context.Background()
+	srv := graphtest.New(t, fixture())
+	p := newPair(t, srv, graphConfig(srv), config.Default().Mapping, state.NewMemory())
+	if _, err := p.inc.Snapshot(gsync.WithoutCommit(ctx)); err != nil || p.inc.LastRead().Mode != "full" {
+		t.Fatalf("first read for a plan: %v, %+v", err, p.inc.LastRead())
+	}
+	must(t, p.inc.Commit(ctx))
+	if data, _ := p.store.Load(ctx); data != nil {
+		t.Fatal("a full read for a plan was committed")
+	}
+	p.read(true)
+	committed, _ := p.store.Load(ctx)
+	srv.Mutate(func(tn *graphtest.Tenant) { tn.Group(gA).Members = append(tn.Group(gA).Members, u4) })
+	if _, err := p.inc.Snapshot(gsync.WithoutCommit(ctx)); err != nil || p.inc.LastRead().Mode != "incremental" {
+		t.Fatalf("incremental read for a plan: %v, %+v", err, p.inc.LastRead())
+	}
+	must(t, p.inc.Commit(ctx))
+	if now, _ := p.store.Load(ctx); !slices.Equal(now, committed) {
+		t.Fatal("an incremental read for a plan was committed")
+	}
+	p.read(false)
+	if c := p.inc.LastRead().Changes; c != 1 {
+		t.Fatalf("the next read saw %d changes, want the 1 the plan's read did not keep", c)
+	}
+}
+
 // Without User.Read.All the users delta is refused: users are ids only,
 // as in a full read without that permission, and the tuples match.
 func TestDeltaWithoutUserRead(t *testing.T) {
