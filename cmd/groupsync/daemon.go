@@ -18,6 +18,7 @@ import (
 	"github.com/groupsync/groupsync/config"
 	"github.com/groupsync/groupsync/daemon"
 	"github.com/groupsync/groupsync/metrics"
+	"github.com/groupsync/groupsync/sinks/openfga"
 	"github.com/groupsync/groupsync/sources/msgraph"
 	gsync "github.com/groupsync/groupsync/sync"
 )
@@ -129,7 +130,7 @@ func reloadOnHangup(ctx context.Context, d *daemon.Daemon, log *zap.Logger, path
 // config of the moment, applied (or only planned, for --dry-run).
 func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 	return func(ctx context.Context, cfg *config.Config) (*gsync.Report, error) {
-		return withDaemonEngine(ctx, cfg, m, log, func(e *gsync.Engine) (*gsync.Report, error) { return e.Run(ctx, apply) })
+		return withDaemonEngine(ctx, cfg, m, log, func(ctx context.Context, e *gsync.Engine) (*gsync.Report, error) { return e.Run(ctx, apply) })
 	}
 }
 
@@ -137,7 +138,9 @@ func daemonRun(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunFunc {
 // on the slice the queued events name, through the same guards.
 func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunSliceFunc {
 	return func(ctx context.Context, cfg *config.Config, s gsync.Slice) (*gsync.Report, error) {
-		return withDaemonEngine(ctx, cfg, m, log, func(e *gsync.Engine) (*gsync.Report, error) { return e.RunSlice(ctx, s, apply) })
+		return withDaemonEngine(ctx, cfg, m, log, func(ctx context.Context, e *gsync.Engine) (*gsync.Report, error) {
+			return e.RunSlice(ctx, s, apply)
+		})
 	}
 }
 
@@ -146,21 +149,28 @@ func daemonRunSlice(m *metrics.Metrics, log *zap.Logger, apply bool) daemon.RunS
 // is written when the plan is stale).
 func daemonApplySaved(m *metrics.Metrics, log *zap.Logger) daemon.ApplySavedFunc {
 	return func(ctx context.Context, cfg *config.Config, sp *gsync.SavedPlan) (*gsync.Report, error) {
-		return withDaemonEngine(ctx, cfg, m, log, func(e *gsync.Engine) (*gsync.Report, error) { return e.ApplySaved(ctx, sp) })
+		return withDaemonEngine(ctx, cfg, m, log, func(ctx context.Context, e *gsync.Engine) (*gsync.Report, error) {
+			return e.ApplySaved(ctx, sp)
+		})
 	}
 }
 
 // withDaemonEngine builds the engine of cfg for one daemon run, with the
 // run's own HTTP connections, does do with it and counts what its source
-// read.
-func withDaemonEngine(ctx context.Context, cfg *config.Config, m *metrics.Metrics, log *zap.Logger, do func(*gsync.Engine) (*gsync.Report, error)) (*gsync.Report, error) {
+// read. A run that goes on past a few seconds logs its progress as
+// `apply --progress log` does (requests sent, tuples written), so that a
+// long first sync is not a silent minute in the daemon's log.
+func withDaemonEngine(ctx context.Context, cfg *config.Config, m *metrics.Metrics, log *zap.Logger, do func(context.Context, *gsync.Engine) (*gsync.Report, error)) (*gsync.Report, error) {
 	h := newRunHTTP(m)
 	defer h.closeIdle()
-	engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon())
+	prog := newProgress(progressLog, nil, sourceCounted(cfg.Source.Type))
+	engine, err := newEngine(ctx, cfg, log, withHTTP(h), inDaemon(), prog.option())
 	if err != nil {
 		return nil, err
 	}
-	rep, err := do(engine)
+	prog.begin(log)
+	defer prog.finish()
+	rep, err := do(openfga.WithWriteProgress(ctx, prog.wrote), engine)
 	observeSource(m, engine.Source)
 	return rep, err
 }

@@ -142,6 +142,12 @@ daemon:
 		t.Fatalf("model write: %d %s %s", code, out, errOut)
 	}
 
+	// Runs log their progress once they pass progressTiming.first: here
+	// at once, so the first run shows the lines a long one would.
+	saved := progressTiming
+	progressTiming.first, progressTiming.every = 0, 5*time.Millisecond
+	t.Cleanup(func() { progressTiming = saved })
+
 	var stdout bytes.Buffer
 	base, exit, stderr := startDaemon(t, cfg, &stdout)
 
@@ -151,6 +157,9 @@ daemon:
 	waitFor(t, base+"/readyz", 200, "last successful run ended")
 
 	summary := stderr.logLine(t, "run finished")
+	if !strings.Contains(stderr.String(), `"msg":"progress: done after`) {
+		t.Errorf("the daemon's run logged no progress:\n%s", stderr.String())
+	}
 	_, scrape := httpGet(t, base+"/metrics")
 	added, _ := metricValue(scrape, `groupsync_tuples_written_total{operation="add"}`)
 	if summary["result"] != "ok" || summary["trigger"] != "start" || summary["added"] != added || added < 100 ||
