@@ -27,6 +27,14 @@ type Registry interface {
 	Release(ctx context.Context, objects []string) error
 }
 
+// ObjectManagers is a Registry that reads who manages given objects, this
+// instance included (objects nobody manages are absent), so that a
+// targeted run reads the records of its few objects rather than every
+// record of this instance.
+type ObjectManagers interface {
+	Managers(ctx context.Context, objects []string) (map[string][]string, error)
+}
+
 // Lease keeps two runs of one instance from writing at the same time.
 type Lease interface {
 	// Acquire takes the lease, waiting up to wait for a busy one. The

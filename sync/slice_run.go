@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -117,7 +118,7 @@ func (e *Engine) planSlice(ctx context.Context, s Slice) (*Plan, *ReportSlice, *
 		}
 		existing = append(existing, ts...)
 	}
-	managed, owned, err := e.sliceManaged(ctx, d, target)
+	managed, owned, err := e.sliceManaged(ctx, d, target, existing)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -221,7 +222,7 @@ func (m *Mapper) sliceObjects(snap *Snapshot, names []string) []string {
 //     desired group it does not own yet is skipped (the next full run
 //     claims it, or another instance owns it);
 //   - target-driven: the desired groups already in use.
-func (e *Engine) sliceManaged(ctx context.Context, d *Desired, target *ReportSlice) (func(string) bool, []string, error) {
+func (e *Engine) sliceManaged(ctx context.Context, d *Desired, target *ReportSlice, existing []Tuple) (func(string) bool, []string, error) {
 	prefix := e.Mapper.cfg.ObjectType + ":"
 	switch mode := e.mode(); mode {
 	case config.OwnershipAuthoritative:
@@ -230,7 +231,7 @@ func (e *Engine) sliceManaged(ctx context.Context, d *Desired, target *ReportSli
 		if e.Registry == nil {
 			return nil, nil, fmt.Errorf("ownership mode owned needs a registry")
 		}
-		owned, err := e.Registry.Owned(ctx)
+		owned, others, err := e.sliceOwnership(ctx, d, existing)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read ownership records: %w", err)
 		}
@@ -241,9 +242,10 @@ func (e *Engine) sliceManaged(ctx context.Context, d *Desired, target *ReportSli
 				unowned = append(unowned, g.Object)
 			}
 		}
-		others, err := e.Registry.Owners(ctx, unowned)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read ownership records: %w", err)
+		if others == nil {
+			if others, err = e.Registry.Owners(ctx, unowned); err != nil {
+				return nil, nil, fmt.Errorf("read ownership records: %w", err)
+			}
 		}
 		byOther, notYet := map[string]string{}, map[string]string{}
 		for _, obj := range unowned {
@@ -309,6 +311,51 @@ func (e *Engine) sliceManaged(ctx context.Context, d *Desired, target *ReportSli
 	default:
 		return nil, nil, fmt.Errorf("sync.ownership.mode %q is not one of %v", mode, config.OwnershipModes)
 	}
+}
+
+// maxSliceOwnershipReads bounds the objects whose ownership records a
+// targeted run reads one by one; past it, it reads all of this instance's
+// records (a request per 100), as a slice with grants always does.
+const maxSliceOwnershipReads = 32
+
+// sliceOwnership returns the objects this instance manages, as far as the
+// slice needs them, and, when it read them object by object, who else
+// manages each of the rest (nil otherwise: the caller asks Owners). An
+// event's slice names a group or a user in a few groups: reading those
+// objects' records costs a request or two, where all of the instance's
+// records were a hundred requests at a 10k-group tenant. The slice's
+// desired groups and the groups of the tuples it read are all that its
+// plan touches; {user} grants' objects are not, so a slice with grants
+// reads every record.
+func (e *Engine) sliceOwnership(ctx context.Context, d *Desired, existing []Tuple) (owned []string, others map[string][]string, err error) {
+	om, ok := e.Registry.(ObjectManagers)
+	objects := map[string]bool{}
+	for _, g := range d.Groups {
+		objects[g.Object] = true
+	}
+	for _, t := range existing {
+		objects[t.Object] = true
+	}
+	if !ok || len(d.Grants) > 0 || len(objects) > maxSliceOwnershipReads {
+		owned, err = e.Registry.Owned(ctx)
+		return owned, nil, err
+	}
+	managers, err := om.Managers(ctx, slices.Sorted(maps.Keys(objects)))
+	if err != nil {
+		return nil, nil, err
+	}
+	others = map[string][]string{}
+	self := e.Registry.Instance()
+	for obj, who := range managers {
+		if slices.Contains(who, self) {
+			owned = append(owned, obj)
+		}
+		if rest := slices.DeleteFunc(slices.Clone(who), func(w string) bool { return w == self }); len(rest) > 0 {
+			others[obj] = rest
+		}
+	}
+	slices.Sort(owned)
+	return owned, others, nil
 }
 
 // planSliceGrants plans the grants of the slice: the userset grants naming

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -262,5 +263,40 @@ func TestSliceInvalidName(t *testing.T) {
 	rep := e.mustRunSlice(gsync.Slice{Users: []string{"no such user"}}, false)
 	if len(rep.Slice.UserIDs) != 0 || rep.Pending() {
 		t.Fatalf("slice %+v, changes %+v", rep.Slice, rep.Changes)
+	}
+}
+
+// In owned mode a group's slice reads the ownership records of its own
+// groups, not all of the instance's: at 10k groups those were a hundred
+// read requests for every event.
+func TestSliceReadsOnlyItsOwnershipRecords(t *testing.T) {
+	snap := &gsync.Snapshot{}
+	for u := range 5 {
+		snap.Users = append(snap.Users, gsync.User{ID: fmt.Sprintf("u%d", u)})
+	}
+	for g := range 450 {
+		snap.Groups = append(snap.Groups, gsync.Group{ID: fmt.Sprintf("gid-%03d", g), Name: fmt.Sprintf("g%03d", g), Users: []string{fmt.Sprintf("u%d", g%5)}})
+	}
+	e := newEnv(t, snap, nil)
+	e.settings = config.Sync{Ownership: config.Ownership{Mode: config.OwnershipOwned, Instance: "events", Type: "groupsync_instance"}}
+	e.run(true) // claims the 450 groups: five pages of records
+	snap.Groups[7].Users = append(snap.Groups[7].Users, "u4")
+	e.srv.ResetCounts()
+	rep := e.mustRunSlice(gsync.Slice{Groups: []string{"g007"}}, true)
+	if rep.Summary.ToAdd != 1 || rep.Summary.ToDelete != 0 {
+		t.Fatalf("the slice planned %+v", rep.Summary)
+	}
+	// The group's tuples, its ownership record, and the registry's own
+	// checks; before, every record of the instance (5 pages) on top.
+	if n := e.srv.Requests(fgatest.Read); n > 3 {
+		t.Errorf("%d read requests for a one-group slice", n)
+	}
+	// A group another instance manages is still left alone.
+	e.srv.WriteTuples(t, e.storeID, gsync.Tuple{User: "group:g008", Relation: "manages", Object: "groupsync_instance:other"})
+	e.srv.DeleteTuples(t, e.storeID, gsync.Tuple{User: "group:g008", Relation: "manages", Object: "groupsync_instance:events"})
+	snap.Groups[8].Users = nil
+	rep = e.mustRunSlice(gsync.Slice{Groups: []string{"g008"}}, true)
+	if rep.Summary.ToDelete != 0 || len(skippedWith(rep, gsync.ReasonOwnedByOther)) != 1 {
+		t.Fatalf("a group of another instance: %+v, skipped %+v", rep.Summary, rep.Skipped)
 	}
 }

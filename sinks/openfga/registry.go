@@ -100,6 +100,17 @@ func (r *Registry) Owned(ctx context.Context) ([]string, error) {
 // one object's markers per request, several in flight, unless the
 // changelog shows that no marker was ever written.
 func (r *Registry) Owners(ctx context.Context, objects []string) (map[string][]string, error) {
+	return r.managers(ctx, objects, false)
+}
+
+// Managers returns the instances, this one included, that manage each of
+// objects; objects nobody manages are absent. A targeted run reads the
+// records of its few objects this way instead of all of this instance's.
+func (r *Registry) Managers(ctx context.Context, objects []string) (map[string][]string, error) {
+	return r.managers(ctx, objects, true)
+}
+
+func (r *Registry) managers(ctx context.Context, objects []string, self bool) (map[string][]string, error) {
 	out := map[string][]string{}
 	s, err := r.store(ctx, false)
 	if s == nil || err != nil || len(objects) == 0 {
@@ -116,7 +127,7 @@ func (r *Registry) Owners(ctx context.Context, objects []string) (map[string][]s
 		rel, typ := RelationManages, r.typ+":"
 		var who []string
 		err := s.eachTuple(ctx, &fga.ReadRequestTupleKey{User: &obj, Relation: &rel, Object: &typ}, func(t fga.Tuple) {
-			if name := strings.TrimPrefix(t.Key.Object, typ); name != r.instance {
+			if name := strings.TrimPrefix(t.Key.Object, typ); self || name != r.instance {
 				who = append(who, name)
 			}
 		})
