@@ -299,4 +299,15 @@ func TestSliceReadsOnlyItsOwnershipRecords(t *testing.T) {
 	if rep.Summary.ToDelete != 0 || len(skippedWith(rep, gsync.ReasonOwnedByOther)) != 1 {
 		t.Fatalf("a group of another instance: %+v, skipped %+v", rep.Summary, rep.Skipped)
 	}
+	// A user's slice: the user's tuple on a group of this instance goes
+	// (the source no longer lists them), the one on the other instance's
+	// group stays.
+	mine := gsync.Tuple{User: "user:u9", Relation: "member", Object: "group:g009"}
+	theirs := gsync.Tuple{User: "user:u9", Relation: "member", Object: "group:g008"}
+	e.srv.WriteTuples(t, e.storeID, mine, theirs)
+	rep = e.mustRunSlice(gsync.Slice{Users: []string{"u9"}}, true)
+	stored := e.stored()
+	if slices.Contains(stored, mine.String()) || !slices.Contains(stored, theirs.String()) || rep.Summary.ToDelete != 1 {
+		t.Fatalf("u9's slice: %+v, changes %+v", rep.Summary, rep.Changes)
+	}
 }
