@@ -49,9 +49,6 @@ type memberBuilder struct {
 	names    []string // the table addIndexes refers to
 	m        Memberships
 	index    map[string]int32
-	// users is how many distinct users to expect, so that the index is
-	// made once at its size instead of growing through copies.
-	users int
 }
 
 // addIndexes appends object's users, given as positions in b.names that
@@ -72,7 +69,7 @@ func (b *memberBuilder) add(object string, users []string) {
 		return
 	}
 	if b.index == nil {
-		b.index = make(map[string]int32, b.users)
+		b.index = map[string]int32{}
 	}
 	for _, u := range users {
 		i, ok := b.index[u]

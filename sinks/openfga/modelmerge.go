@@ -9,6 +9,8 @@ import (
 
 	fga "github.com/openfga/go-sdk"
 	"github.com/openfga/language/pkg/go/transformer"
+
+	"github.com/groupsync/groupsync/internal/keys"
 )
 
 // modelSchema is the schema version of groupsync's models. A merged model
@@ -166,13 +168,13 @@ func MergeModel(base *fga.AuthorizationModel, need, full fga.AuthorizationModel)
 			}
 			out.TypeDefinitions = append(out.TypeDefinitions, td)
 			added = append(added, ModelAddition{Type: td.Type})
-			for _, rel := range sortedKeys(td.GetRelations()) {
+			for _, rel := range keys.Sorted(td.GetRelations()) {
 				added = append(added, ModelAddition{Type: td.Type, Relation: rel, Definition: relationDSL(td, rel)})
 			}
 			continue
 		}
 		td := &out.TypeDefinitions[i]
-		for _, rel := range sortedKeys(nt.GetRelations()) {
+		for _, rel := range keys.Sorted(nt.GetRelations()) {
 			if _, ok := td.GetRelations()[rel]; !ok {
 				src := nt
 				if _, ok := def.GetRelations()[rel]; ok {
@@ -357,15 +359,6 @@ func cloneJSON(in, out any) error {
 		return fmt.Errorf("copy the authorization model: %w", err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func quoteAll(s []string) string {

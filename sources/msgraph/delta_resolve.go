@@ -290,7 +290,6 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 	for k, u := range userPos {
 		number[u] = int32(k) + 1
 	}
-	reached = nil
 	for _, g := range groupsOut {
 		var users []int32
 		if len(g.UserIndexes) > 0 {
@@ -307,7 +306,6 @@ func (w *stateWriter) view(list []listed) *gsync.Snapshot {
 		g.UserIndexes = users
 		snap.Groups = append(snap.Groups, *g)
 	}
-	number = nil
 	sort.Slice(snap.Groups, func(i, j int) bool { return snap.Groups[i].ID < snap.Groups[j].ID })
 	snap.Users = make([]gsync.User, len(userPos))
 	for i, u := range userPos {
