@@ -432,14 +432,8 @@ func (s *committingSource) Commit(context.Context) error { return nil }
 func TestPlanReadsAreMarkedWithoutCommit(t *testing.T) {
 	e := newEnv(t, &gsync.Snapshot{Users: []gsync.User{{ID: "u1"}}, Groups: []gsync.Group{{ID: "g1", Name: "eng", Users: []string{"u1"}}}}, nil)
 	src := &committingSource{snapshotSource: *e.src}
-	sink, err := openfga.New(context.Background(), e.fga)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := gsync.New(&config.Config{Mapping: e.mapping, OpenFGA: e.fga, Sync: e.settings}, src, openfga.NewTarget(sink), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := e.engine()
+	eng.Source = src
 	for _, apply := range []bool{false, true} {
 		if _, err := eng.Run(context.Background(), apply); err != nil {
 			t.Fatal(err)
