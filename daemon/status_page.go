@@ -5,7 +5,6 @@ import (
 	"html"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,10 +23,11 @@ import (
 // instead of 63 MB, and ~20 MB more of it resident in every run
 // (scripts/check-binary.sh fails the build if such a call comes back). So
 // the escaping html/template would do is done here by hand: markup comes
-// only from string constants in this file (pageWriter.raw), and every value
-// from the Status goes through pageWriter.text, which HTML-escapes it; all
-// attribute values are double-quoted, and the values written into them are
-// escaped the same way (quotes included).
+// only from string constants in this file (pageWriter.raw, and the format
+// of pageWriter.f), and every value from the Status goes in as one of f's
+// values, which HTML-escapes it; all attribute values are double-quoted,
+// and the values written into them are escaped the same way (quotes
+// included).
 
 // renderStatusPage writes st as the HTML page. r gives the daemon's URL as
 // the browser reached it, for the commands the page shows.
@@ -52,8 +52,8 @@ func baseURL(r *http.Request) string {
 }
 
 // pageWriter accumulates the page. Its methods are the only way anything
-// is written, so the rule is easy to check: raw takes markup (constants),
-// everything else escapes.
+// is written, so the rule is easy to check: markup (raw's argument, f's
+// format) is a string constant of this file, and every value is escaped.
 type pageWriter struct {
 	b       strings.Builder
 	now     time.Time // the page's "now", for "3m ago": Status.Generated
@@ -64,29 +64,38 @@ type pageWriter struct {
 // here, never a value from the Status or the request.
 func (p *pageWriter) raw(markup string) { p.b.WriteString(markup) }
 
-// text writes a value, HTML-escaped (<, >, &, ' and "), so it is safe both
-// as element text and inside a double-quoted attribute value.
-func (p *pageWriter) text(s string) { p.b.WriteString(html.EscapeString(s)) }
-
-// num writes a count. Digits and a minus sign need no escaping.
-func (p *pageWriter) num(n int) { p.b.WriteString(strconv.Itoa(n)) }
-
-// code writes a value as <code>.
-func (p *pageWriter) code(s string) {
-	p.raw("<code>")
-	p.text(s)
-	p.raw("</code>")
+// f writes markup with values in it, as fmt.Fprintf would, but escaped:
+//
+//   - markup is only ever a string constant of this file, never a value
+//     from the Status or the request; %s and %d mark where the values go
+//     (%% is a percent sign);
+//   - the values are always escaped: a string (or a string type, or
+//     anything else, as fmt.Sprint prints it) is HTML-escaped (<, >, &, '
+//     and "), so it is safe both as element text and inside a
+//     double-quoted attribute value; an int or int64 is written as its
+//     digits, which need no escaping.
+//
+// go vet checks each call's verbs against its values, as for Printf.
+func (p *pageWriter) f(markup string, values ...any) {
+	// values is the call's own slice (every call passes its values one by
+	// one), so escaping them in place is safe.
+	for i, v := range values {
+		switch v := v.(type) {
+		case string:
+			values[i] = html.EscapeString(v)
+		case int, int64:
+			// Digits and a minus sign: nothing to escape.
+		default:
+			values[i] = html.EscapeString(fmt.Sprint(v))
+		}
+	}
+	fmt.Fprintf(&p.b, markup, values...)
 }
 
-// when writes a time as pageTime shows it.
-func (p *pageWriter) when(t time.Time) { p.text(pageTime(t)) }
-
-// whenAgo writes a time with how long ago it was: "… UTC (3m20s ago)".
-func (p *pageWriter) whenAgo(t time.Time) {
-	p.when(t)
-	p.raw(" (")
-	p.text(pageAgo(p.now, t))
-	p.raw(")")
+// whenAgo shows a time with how long ago it was: "… UTC (3m20s ago)". A
+// value, for f to escape.
+func (p *pageWriter) whenAgo(t time.Time) string {
+	return pageTime(t) + " (" + pageAgo(p.now, t) + ")"
 }
 
 // page writes the whole document: head, then one section per part of st.
@@ -144,14 +153,9 @@ code { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size:
 func (p *pageWriter) heading(st Status) {
 	p.raw(`<p class="meta">`)
 	if st.Instance != "" {
-		p.raw("Instance <strong>")
-		p.text(st.Instance)
-		p.raw("</strong> · ")
+		p.f("Instance <strong>%s</strong> · ", st.Instance)
 	}
-	p.raw("schedule ")
-	p.code(st.Schedule)
-	p.raw(" · page generated ")
-	p.when(st.Generated)
+	p.f("schedule <code>%s</code> · page generated %s", st.Schedule, pageTime(st.Generated))
 	p.raw(` · <a href="?format=json">JSON</a></p>` + "\n\n")
 }
 
@@ -166,37 +170,22 @@ func (p *pageWriter) quarantineSection(q *Quarantine, canApprove bool) {
 	}
 	g := q.Guard
 	p.raw("<div class=\"box quarantine\">\n<h2>Quarantined plan awaiting approval</h2>\n")
-	p.raw("<p>Guard <strong>")
-	p.text(g.Guard)
-	p.raw("</strong> stopped a run (trigger ")
-	p.text(q.Trigger)
-	p.raw("): limit ")
-	p.text(pageLimit(g.Guard, g.Limit))
-	p.raw(", the plan ")
-	p.text(pageLimit(g.Guard, g.Actual))
-	p.raw(". Nothing was written.</p>\n")
-	p.raw(`<p class="muted">`)
-	p.text(g.Message)
-	p.raw("</p>\n")
+	p.f("<p>Guard <strong>%s</strong> stopped a run (trigger %s): limit %s, the plan %s. Nothing was written.</p>\n",
+		g.Guard, q.Trigger, pageLimit(g.Guard, g.Limit), pageLimit(g.Guard, g.Actual))
+	p.f("<p class=\"muted\">%s</p>\n", g.Message)
 
-	p.raw("<dl>\n<dt>Plan id</dt><dd>")
-	p.code(q.PlanID)
-	p.raw("</dd>\n<dt>Changes</dt><dd>")
+	p.raw("<dl>\n")
+	p.f("<dt>Plan id</dt><dd><code>%s</code></dd>\n", q.PlanID)
+	p.raw("<dt>Changes</dt><dd>")
 	p.additionsDeletions(q.Summary.ToAdd, q.Summary.ToDelete)
-	p.raw(" of ")
-	p.num(q.Summary.ExistingTuples)
-	p.raw(" managed tuples</dd>\n<dt>Objects changed</dt><dd>")
-	p.num(len(q.Changes))
+	p.f(" of %d managed tuples</dd>\n", q.Summary.ExistingTuples)
+	p.f("<dt>Objects changed</dt><dd>%d", len(q.Changes))
 	if q.ChangesOmitted != 0 {
-		p.raw(" (and ")
-		p.num(q.ChangesOmitted)
-		p.raw(" more not listed)")
+		p.f(" (and %d more not listed)", q.ChangesOmitted)
 	}
-	p.raw("</dd>\n<dt>First tripped</dt><dd>")
-	p.whenAgo(q.Since)
-	p.raw("</dd>\n<dt>Last tripped</dt><dd>")
-	p.whenAgo(q.Updated)
 	p.raw("</dd>\n")
+	p.f("<dt>First tripped</dt><dd>%s</dd>\n", p.whenAgo(q.Since))
+	p.f("<dt>Last tripped</dt><dd>%s</dd>\n", p.whenAgo(q.Updated))
 	if q.Slice != nil {
 		p.raw("<dt>Event run of</dt><dd>")
 		p.sliceNames(q.Slice)
@@ -204,22 +193,14 @@ func (p *pageWriter) quarantineSection(q *Quarantine, canApprove bool) {
 	}
 	p.raw("</dl>\n")
 	if q.Stale != "" {
-		p.raw(`<p class="stale">An approval found this plan stale and wrote nothing: `)
-		p.text(q.Stale)
-		p.raw(". The next run replaces or clears it.</p>\n")
+		p.f("<p class=\"stale\">An approval found this plan stale and wrote nothing: %s. The next run replaces or clears it.</p>\n", q.Stale)
 	}
 	p.changesTable(q.Changes)
 
 	p.raw("<p>Review the plan (its tuples), then approve exactly it — it is applied only if the source and OpenFGA still give these changes:</p>\n")
-	p.raw("<pre>groupsync approve --daemon ")
-	p.text(p.baseURL)
-	p.raw(" --token-file TRIGGER_TOKEN_FILE --plan-id ")
-	p.text(q.PlanID)
-	p.raw("</pre>\n")
+	p.f("<pre>groupsync approve --daemon %s --token-file TRIGGER_TOKEN_FILE --plan-id %s</pre>\n", p.baseURL, q.PlanID)
 	// $TOKEN and the quotes around the header are the shell's: markup.
-	p.raw(`<p>Or offline: <code>curl -H "Authorization: Bearer $TOKEN" `)
-	p.text(p.baseURL)
-	p.raw("/quarantine/plan -o plan.json</code>, then <code>groupsync apply plan.json</code>.</p>\n")
+	p.f(`<p>Or offline: <code>curl -H "Authorization: Bearer $TOKEN" %s/quarantine/plan -o plan.json</code>, then <code>groupsync apply plan.json</code>.</p>`+"\n", p.baseURL)
 	if !canApprove {
 		p.raw(`<p class="muted">This daemon does not take approvals (daemon.trigger.enabled is off, or it runs with --dry-run).</p>` + "\n")
 	}
@@ -228,63 +209,46 @@ func (p *pageWriter) quarantineSection(q *Quarantine, canApprove bool) {
 }
 
 // scheduleSection writes when the next run is, what runs now, and the
-// source's incremental state.
+// source's incremental state. What it says when there is nothing to show
+// ("none yet") is plain text, written as a value like the rest.
 func (p *pageWriter) scheduleSection(st Status) {
-	p.raw("<section id=\"schedule\">\n<h2>Schedule and state</h2>\n<dl>\n")
-
-	p.raw("<dt>Next run</dt><dd>")
+	next := "not scheduled yet"
 	if st.NextRun != nil {
-		p.whenAgo(*st.NextRun)
-	} else {
-		p.raw("not scheduled yet")
+		next = p.whenAgo(*st.NextRun)
 	}
-
-	p.raw("</dd>\n<dt>Running now</dt><dd>")
+	running := "no"
 	if r := st.Running; r != nil {
-		p.raw("a ")
-		p.text(r.Trigger)
-		p.raw(" run, since ")
-		p.when(r.Since)
-	} else {
-		p.raw("no")
+		running = "a " + r.Trigger + " run, since " + pageTime(r.Since)
 	}
-
-	p.raw("</dd>\n<dt>Last successful full run</dt><dd>")
+	lastSuccess := "none yet"
 	if st.LastSuccess != nil {
-		p.whenAgo(*st.LastSuccess)
-	} else {
-		p.raw("none yet")
+		lastSuccess = p.whenAgo(*st.LastSuccess)
 	}
-
-	p.raw("</dd>\n<dt>Source's last read</dt><dd>")
+	lastRead := "none yet"
 	if lr := st.Source.LastRead; lr != nil {
-		p.text(lr.Mode)
+		lastRead = lr.Mode
 		if lr.Reason != "" {
-			p.raw(" (")
-			p.text(lr.Reason)
-			p.raw(")")
+			lastRead += " (" + lr.Reason + ")"
 		}
-	} else {
-		p.raw("none yet")
 	}
-
-	p.raw("</dd>\n<dt>Last full read</dt><dd>")
+	lastFullRead := "none yet"
 	if st.Source.LastFullRead != nil {
-		p.when(*st.Source.LastFullRead)
-	} else {
-		p.raw("none yet")
+		lastFullRead = pageTime(*st.Source.LastFullRead)
 	}
-
-	p.raw("</dd>\n<dt>Incremental state age</dt><dd>")
+	stateAge := "no incremental read since the last full read"
 	if st.Source.StateAgeSeconds != nil {
-		p.text(pageSeconds(*st.Source.StateAgeSeconds))
-	} else {
-		p.raw("no incremental read since the last full read")
+		stateAge = pageSeconds(*st.Source.StateAgeSeconds)
 	}
 
-	p.raw("</dd>\n<dt>Events waiting</dt><dd>")
-	p.num(st.QueueDepth)
-	p.raw("</dd>\n</dl>\n</section>\n\n")
+	p.raw("<section id=\"schedule\">\n<h2>Schedule and state</h2>\n<dl>\n")
+	p.f("<dt>Next run</dt><dd>%s</dd>\n", next)
+	p.f("<dt>Running now</dt><dd>%s</dd>\n", running)
+	p.f("<dt>Last successful full run</dt><dd>%s</dd>\n", lastSuccess)
+	p.f("<dt>Source's last read</dt><dd>%s</dd>\n", lastRead)
+	p.f("<dt>Last full read</dt><dd>%s</dd>\n", lastFullRead)
+	p.f("<dt>Incremental state age</dt><dd>%s</dd>\n", stateAge)
+	p.f("<dt>Events waiting</dt><dd>%d</dd>\n", st.QueueDepth)
+	p.raw("</dl>\n</section>\n\n")
 }
 
 // runsSection writes the table of recent runs, one row each, linking to
@@ -304,67 +268,44 @@ func (p *pageWriter) runsSection(runs []RunRecord) {
 
 // runRow writes one run of the runs table.
 func (p *pageWriter) runRow(r RunRecord) {
-	id := strconv.FormatInt(r.ID, 10)
-	p.raw("<tr class=\"run\">\n<td><a href=\"#run-")
-	p.text(id)
-	p.raw(`">`)
-	p.text(id)
-	p.raw("</a></td>\n<td class=\"nowrap\">")
-	p.when(r.Start)
-	p.raw("</td>\n<td>")
-	p.text(r.Trigger)
-	p.raw("</td>\n<td>")
-	p.text(r.Mode)
+	p.raw("<tr class=\"run\">\n")
+	p.f("<td><a href=\"#run-%d\">%d</a></td>\n", r.ID, r.ID)
+	p.f("<td class=\"nowrap\">%s</td>\n", pageTime(r.Start))
+	p.f("<td>%s</td>\n", r.Trigger)
+	p.f("<td>%s", r.Mode)
 	if tr := r.TargetRead; tr != nil {
-		p.raw(`<br><span class="muted" title="`)
-		p.text(tr.Reason)
-		p.raw(`">OpenFGA `)
-		p.text(tr.Mode)
-		p.raw(": ")
-		p.num(tr.GroupsRead)
-		p.raw(" groups read, ")
-		p.num(tr.GroupsKnown)
-		p.raw(" known</span>")
+		p.f(`<br><span class="muted" title="%s">OpenFGA %s: %d groups read, %d known</span>`, tr.Reason, tr.Mode, tr.GroupsRead, tr.GroupsKnown)
 	}
-	p.raw("</td>\n<td class=\"n\">")
-	p.text(pageSeconds(r.DurationSeconds))
+	p.raw("</td>\n")
+	p.f("<td class=\"n\">%s</td>\n", pageSeconds(r.DurationSeconds))
 	// The result names a CSS class (result-ok, result-guard, …): escaped
 	// like any value, inside the double-quoted attribute.
-	p.raw("</td>\n<td class=\"result-")
-	p.text(string(r.Result))
-	p.raw(`">`)
-	p.text(string(r.Result))
-	p.raw("</td>\n<td class=\"nowrap\">")
+	p.f("<td class=\"result-%s\">%s</td>\n", r.Result, r.Result)
+	p.raw("<td class=\"nowrap\">")
 	if s := r.Summary; s != nil {
 		p.additionsDeletions(s.ToAdd, s.ToDelete)
 		if s.Withheld != 0 {
-			p.raw(" · ")
-			p.num(s.Withheld)
-			p.raw(" withheld")
+			p.f(" · %d withheld", s.Withheld)
 		}
 	} else {
 		p.raw("—")
 	}
 	// A guard-stopped run wrote nothing: no "wrote +0 −0" under it.
 	if a := r.Applied; a != nil && r.Result != metrics.ResultGuard {
-		p.raw(`<br><span class="muted">wrote +`)
-		p.num(a.Added)
-		p.raw(" −")
-		p.num(a.Deleted)
+		p.f(`<br><span class="muted">wrote +%d −%d`, a.Added, a.Deleted)
 		if a.Failed != 0 {
-			p.raw(", ")
-			p.num(a.Failed)
-			p.raw(" failed")
+			p.f(", %d failed", a.Failed)
 		}
 		p.raw("</span>")
 	}
-	p.raw("</td>\n<td>")
+	p.raw("</td>\n")
+	guard := ""
 	if r.Guard != nil {
-		p.text(r.Guard.Guard)
+		guard = r.Guard.Guard
 	}
-	p.raw("</td>\n<td>")
-	p.text(r.Error)
-	p.raw("</td>\n</tr>\n")
+	p.f("<td>%s</td>\n", guard)
+	p.f("<td>%s</td>\n", r.Error)
+	p.raw("</tr>\n")
 }
 
 // plansSection writes each recent run's plan, per object, under an
@@ -382,18 +323,9 @@ func (p *pageWriter) plansSection(runs []RunRecord) {
 
 // runPlan writes one run's heading and its plan's changes.
 func (p *pageWriter) runPlan(r RunRecord) {
-	id := strconv.FormatInt(r.ID, 10)
-	p.raw(`<h3 id="run-`)
-	p.text(id)
-	p.raw(`">Run `)
-	p.text(id)
-	p.raw(" · ")
-	p.text(r.Trigger)
-	p.raw(" · ")
-	p.when(r.Start)
+	p.f(`<h3 id="run-%d">Run %d · %s · %s`, r.ID, r.ID, r.Trigger, pageTime(r.Start))
 	if r.PlanID != "" {
-		p.raw(" · plan ")
-		p.code(r.PlanID)
+		p.f(" · plan <code>%s</code>", r.PlanID)
 	}
 	p.raw("</h3>\n")
 	if r.Slice != nil {
@@ -405,9 +337,7 @@ func (p *pageWriter) runPlan(r RunRecord) {
 	case len(r.Changes) > 0:
 		p.changesTable(r.Changes)
 		if r.ChangesOmitted != 0 {
-			p.raw(`<p class="muted">and `)
-			p.num(r.ChangesOmitted)
-			p.raw(" more objects.</p>\n")
+			p.f(`<p class="muted">and %d more objects.</p>`+"\n", r.ChangesOmitted)
 		}
 	case r.Summary != nil:
 		p.raw(`<p class="muted">No changes.</p>` + "\n")
@@ -425,21 +355,12 @@ func (p *pageWriter) eventsSection(events []EventRecord) {
 	}
 	p.raw("<table>\n<thead><tr><th>Time</th><th>Origin</th><th>Kind</th><th>Key</th><th>Outcome</th></tr></thead>\n<tbody>\n")
 	for _, e := range events {
-		p.raw("<tr><td>")
-		p.when(e.Time)
-		p.raw("</td><td>")
-		p.text(e.Origin)
-		p.raw("</td><td>")
-		p.text(string(e.Kind))
-		p.raw("</td><td>")
-		p.code(e.Key)
-		p.raw("</td><td>")
-		p.text(e.Outcome)
+		outcome := e.Outcome
 		if e.Reason != "" {
-			p.raw(": ")
-			p.text(e.Reason)
+			outcome += ": " + e.Reason
 		}
-		p.raw("</td></tr>\n")
+		p.f("<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td><td>%s</td></tr>\n",
+			pageTime(e.Time), e.Origin, e.Kind, e.Key, outcome)
 	}
 	p.raw("</tbody>\n</table>\n</section>\n")
 }
@@ -453,40 +374,25 @@ func (p *pageWriter) changesTable(changes []GroupCount) {
 		if c.Relation != "" {
 			object += "#" + c.Relation
 		}
-		p.raw("<tr><td>")
-		p.code(object)
-		p.raw("</td><td>")
-		p.text(c.Name)
-		p.raw(`</td><td class="n add">+`)
-		p.num(c.Add)
-		p.raw(`</td><td class="n del">−`)
-		p.num(c.Delete)
-		p.raw("</td></tr>\n")
+		p.f(`<tr><td><code>%s</code></td><td>%s</td><td class="n add">+%d</td><td class="n del">−%d</td></tr>`+"\n",
+			object, c.Name, c.Add, c.Delete)
 	}
 	p.raw("</tbody>\n</table>\n")
 }
 
 // additionsDeletions writes "+3 −1", green and red.
 func (p *pageWriter) additionsDeletions(add, del int) {
-	p.raw(`<span class="add">+`)
-	p.num(add)
-	p.raw(`</span> <span class="del">−`)
-	p.num(del)
-	p.raw("</span>")
+	p.f(`<span class="add">+%d</span> <span class="del">−%d</span>`, add, del)
 }
 
 // sliceNames writes the users and groups an event run covered, each in
 // <code> and followed by a space: "user <code>u1</code> group <code>g</code> ".
 func (p *pageWriter) sliceNames(s *gsync.Slice) {
 	for _, u := range s.Users {
-		p.raw("user ")
-		p.code(u)
-		p.raw(" ")
+		p.f("user <code>%s</code> ", u)
 	}
 	for _, g := range s.Groups {
-		p.raw("group ")
-		p.code(g)
-		p.raw(" ")
+		p.f("group <code>%s</code> ", g)
 	}
 }
 
